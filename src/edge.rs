@@ -1,0 +1,96 @@
+//! The small traits through which the pure core reaches the outside world: outgoing HTTP, the
+//! key-value store and the clock. The Worker shell (`shell`, wasm only) implements them with
+//! `fetch`, Workers KV and `Date.now()`; native tests implement them with in-memory fakes.
+//!
+//! Deliberately absent: anything that knows about `worker`, `wasm-bindgen` or JavaScript.
+#![allow(async_fn_in_trait)] // single-threaded isolate: no `Send` bounds wanted
+
+use std::fmt;
+
+/// An outgoing HTTP request, fully formed (and, for AWS, already signed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn get(url: impl Into<String>) -> Self {
+        Self { method: "GET", url: url.into(), headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// A response as received; the body is bounded by the sender (see [`Http::send`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// Why an HTTP exchange produced no response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchError {
+    /// The timeout passed before a response arrived. The peer may have acted on the request.
+    Timeout,
+    /// The connection failed before any response (refused, reset, DNS, TLS).
+    Network(String),
+    /// The response body was larger than the caller's bound.
+    BodyTooLarge,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Timeout => f.write_str("no response before the timeout"),
+            FetchError::Network(e) => write!(f, "network error: {e}"),
+            FetchError::BodyTooLarge => f.write_str("response body too large"),
+        }
+    }
+}
+
+/// Outgoing HTTP. Implementations must not follow redirects and must cap the response body.
+pub trait Http {
+    async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError>;
+}
+
+/// A failure of the key-value store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvError(pub String);
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key-value store: {}", self.0)
+    }
+}
+
+/// A key-value store with Workers KV semantics: eventually consistent, per-key TTLs.
+pub trait Kv {
+    /// `cache_ttl_s`: how long the edge may serve this read from cache (KV minimum is 60 s).
+    async fn get(&self, key: &str, cache_ttl_s: Option<u64>) -> Result<Option<String>, KvError>;
+    /// `ttl_s`: expire the key after this many seconds (KV minimum is 60 s).
+    async fn put(&self, key: &str, value: &str, ttl_s: Option<u64>) -> Result<(), KvError>;
+    async fn delete(&self, key: &str) -> Result<(), KvError>;
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch. In wasm this is `Date.now()`:
+/// `SystemTime::now()` panics there.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+}

@@ -1,0 +1,18 @@
+//! okta-edge-hooks: the edge backend between Okta's hooks and AWS, as one Cloudflare Worker.
+//! See ARCHITECTURE.md for the module map and the request flow.
+//!
+//! Everything but `shell` is the pure core: it compiles and is tested natively and reaches the
+//! outside world only through the traits in `edge`.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod edge;
+pub mod locale;
+pub mod phone;
+pub mod ssml;
+pub mod template;
+pub mod voice;
+
+#[cfg(test)]
+pub(crate) mod testing;

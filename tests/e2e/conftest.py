@@ -1,0 +1,386 @@
+"""Fixtures: the loopback mocks and the built Worker running under `wrangler dev`.
+
+Instances are started lazily, once per distinct set of vars, and stopped at session end. They are
+started one at a time: each `wrangler dev` runs the custom build from wrangler.toml first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import ORIGINATION_IDENTITIES, ROOT
+from mocks.aws import MockMessaging
+from mocks.okta import MockOkta
+
+AKID = "AKIDLOCALTEST0000001"
+AWS_SECRET = "e2eSecretKey/" + secrets.token_hex(13) + "x"            # 40 characters
+SESSION_TOKEN = "IQoJe2eSessionToken" + secrets.token_urlsafe(32)
+HOOK_HEADER = "X-Okta-Hook-Secret"
+HOOK_SECRET = "hook-" + secrets.token_urlsafe(24)
+assert len(AWS_SECRET) == 40
+
+START_TIMEOUT_S = float(os.environ.get("E2E_START_TIMEOUT", "120"))
+BUILD_TIMEOUT_S = float(os.environ.get("E2E_BUILD_TIMEOUT", "900"))  # while a custom build is running
+
+
+# ---- what must never appear in the Worker's logs --------------------------------------------------
+class Sensitive:
+    """Values the run used that must not reach the logs. Short values are matched only as whole
+    tokens (not inside a longer run of letters/digits) so that they cannot match by chance."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.items: dict[str, str] = {}
+
+    def add(self, value, kind: str):
+        if not isinstance(value, str):
+            return
+        value = value.strip()
+        if len(value) < 4:
+            return
+        with self._lock:
+            self.items.setdefault(value, kind)
+
+    def add_phone(self, raw):
+        if not isinstance(raw, str):
+            return
+        digits = re.sub(r"\D", "", raw)
+        if len(digits) < 7:
+            return
+        self.add(raw, "phone as sent")
+        self.add(digits, "phone digits")
+        stripped = digits[2:] if digits.startswith("00") else digits
+        self.add("+" + stripped, "phone E.164")
+        self.add(stripped, "phone digits")
+
+    def add_request(self, body, headers: dict):
+        if isinstance(body, (bytes, bytearray)):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                body = None
+        m = {}
+        if isinstance(body, dict):
+            m = ((body.get("data") or {}) if isinstance(body.get("data"), dict) else {}).get("messageProfile") or {}
+        if isinstance(m, dict):
+            otp = m.get("otpCode")
+            if isinstance(otp, str) and re.fullmatch(r"\d{4,10}", otp):
+                self.add(otp, "OTP")
+            self.add(m.get("msgTemplate"), "msgTemplate")
+            self.add_phone(m.get("phoneNumber"))
+        for k, v in (headers or {}).items():
+            if k.lower() == "authorization" and isinstance(v, str):
+                token = v.split(" ", 1)[1] if " " in v else v
+                self.add(token, "token")
+                parts = token.split(".")
+                if len(parts) == 3 and len(parts[2]) >= 20:
+                    self.add(parts[2], "token signature")
+            elif k.lower() == HOOK_HEADER.lower():
+                self.add(v, "hook secret")
+
+    def find_in(self, text: str) -> list[tuple[str, str]]:
+        hits = []
+        for value, kind in list(self.items.items()):
+            if len(value) >= 12:
+                found = value in text
+            else:
+                found = re.search(r"(?<![0-9A-Za-z])" + re.escape(value) + r"(?![0-9A-Za-z])", text) is not None
+            if found:
+                hits.append((kind, value))
+        return hits
+
+
+# ---- mocks ---------------------------------------------------------------------------------------
+class Mocks:
+    def __init__(self):
+        self.okta = MockOkta("aus_test")            # shared by the default OAuth instance
+        self.okta_rotation = MockOkta("aus_test")   # own server: its JWKS fetch counter is exact
+        self.aws = MockMessaging(AKID, AWS_SECRET)
+        self.aws_token = MockMessaging(AKID, AWS_SECRET, session_token=SESSION_TOKEN)
+
+    def close(self):
+        for m in (self.okta, self.okta_rotation, self.aws, self.aws_token):
+            m.close()
+
+
+@pytest.fixture(scope="session")
+def sensitive():
+    s = Sensitive()
+    s.add(AWS_SECRET, "AWS secret")
+    s.add(SESSION_TOKEN, "AWS session token")
+    s.add(HOOK_SECRET, "hook secret")
+    return s
+
+
+@pytest.fixture(scope="session")
+def mocks():
+    m = Mocks()
+    yield m
+    m.close()
+
+
+# ---- wrangler dev --------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrangler_env() -> dict:
+    out = subprocess.run(["bash", "-c", 'source "$1" >/dev/null && env -0', "_", str(ROOT / "scripts" / "env.sh")],
+                         capture_output=True, check=True, cwd=ROOT)
+    env = {}
+    for item in out.stdout.split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            env[k.decode()] = v.decode()
+    env.pop("CLOUDFLARE_API_TOKEN", None)
+    env["NO_COLOR"] = "1"
+    env["FORCE_COLOR"] = "0"
+    env["CI"] = "1"  # no interactive prompts
+    return env
+
+
+class WorkerInstance:
+    def __init__(self, name: str, vars: dict, aws: MockMessaging, okta: MockOkta | None,
+                 persist: Path, env: dict, sensitive: Sensitive):
+        self.name = name
+        self.vars = dict(vars)
+        self.aws = aws
+        self.okta = okta
+        self.persist = persist
+        self.sensitive = sensitive
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log: list[str] = []
+        self._log_lock = threading.Lock()
+        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", "wrangler.toml",
+               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
+               "--persist-to", str(persist), "--show-interactive-dev-session=false"]
+        for k, v in self.vars.items():
+            cmd += ["--var", f"{k}:{v}"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self._readers = [threading.Thread(target=self._pump, args=(s, tag), daemon=True)
+                         for s, tag in ((self.proc.stdout, ""), (self.proc.stderr, "[stderr] "))]
+        for t in self._readers:
+            t.start()
+        self.http = requests.Session()
+
+    def _pump(self, stream, tag):
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._log_lock:
+                self._log.append(tag + line)
+
+    def logs(self) -> str:
+        with self._log_lock:
+            return "\n".join(self._log)
+
+    def log_lines(self) -> list[str]:
+        with self._log_lock:
+            return list(self._log)
+
+    def wait_ready(self):
+        t0 = time.monotonic()
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev ({self.name}) exited with {self.proc.returncode}:\n{self.logs()[-6000:]}")
+            try:
+                r = requests.get(self.url + "/healthz", timeout=2)
+                if r.status_code == 200:
+                    return time.monotonic() - t0
+            except requests.RequestException:
+                pass
+            elapsed = time.monotonic() - t0
+            text = self.logs()
+            building = "custom build" in text.lower() and "ready on" not in text.lower()
+            if elapsed > (BUILD_TIMEOUT_S if building else START_TIMEOUT_S):
+                raise RuntimeError(f"wrangler dev ({self.name}) not healthy after {elapsed:.0f}s:\n{text[-6000:]}")
+            time.sleep(0.25)
+
+    def wait_for_log(self, needle: str, timeout: float = 3.0) -> list[str]:
+        """Lines containing `needle`, waiting briefly for stdout to be flushed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.log_lines() if needle in l]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    # ---- requests --------------------------------------------------------------------------
+    def auth_headers(self) -> dict:
+        if self.vars.get("OKTA_AUTH_MODE") == "header":
+            return {self.vars["OKTA_AUTH_HEADER"]: self.vars["OKTA_HOOK_SECRET"]}
+        return {"Authorization": "Bearer " + self.okta.mint()}
+
+    def post_telephony(self, body, headers: dict | None = None, *, auth: bool = True,
+                       path: str = "/okta/telephony", timeout: float = 15) -> requests.Response:
+        h = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            h.update(self.auth_headers())
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        data = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
+        self.sensitive.add_request(body, h)
+        return self.http.post(self.url + path, data=data, headers=h, timeout=timeout)
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 15)
+        return self.http.request(method, self.url + path, **kw)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        for t in self._readers:
+            t.join(2)
+
+
+class WorkerFactory:
+    """`get(name, vars, aws=..., okta=...)`: one running instance per distinct vars."""
+
+    def __init__(self, mocks: Mocks, sensitive: Sensitive, tmp: Path):
+        self.mocks = mocks
+        self.sensitive = sensitive
+        self.tmp = tmp
+        self.instances: dict[tuple, WorkerInstance] = {}
+        self.failed: dict[tuple, str] = {}
+        self._lock = threading.Lock()
+        self._env = None
+        self._seeded: Path | None = None
+
+    def base_vars(self, okta: MockOkta, aws: MockMessaging) -> dict:
+        return {
+            "OKTA_AUTH_MODE": "oauth",
+            "OKTA_ISSUER": okta.issuer,
+            "OKTA_AUDIENCE": "api://okta-edge-hooks",
+            "OKTA_ALLOWED_CLIENT_IDS": "0oaTESTCLIENT",
+            "OKTA_REQUIRED_SCOPE": "okta.telephony.send",
+            "OKTA_ALLOW_INSECURE_ISSUER": "true",
+            "AWS_REGION": "us-east-1",
+            "AWS_SMS_VOICE_ENDPOINT": aws.endpoint,
+            "AWS_ACCESS_KEY_ID": AKID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "ORIGINATION_IDENTITIES": json.dumps(ORIGINATION_IDENTITIES, separators=(",", ":")),
+            "SMS_CONFIGURATION_SET": "otp",
+        }
+
+    def _seed(self) -> Path:
+        if self._seeded is None:
+            seed = ROOT / "scripts" / "seed-kv"
+            if not seed.exists():
+                raise RuntimeError(f"{seed} does not exist yet (the lead's KV seeding script)")
+            d = self.tmp / "seeded"
+            d.mkdir()
+            r = subprocess.run([str(seed), "--persist-to", str(d)], cwd=ROOT, env=self._env,
+                               capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError(f"scripts/seed-kv failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+            self._seeded = d
+        return self._seeded
+
+    def get(self, name: str, extra: dict | None = None, *, aws: MockMessaging | None = None,
+            okta: MockOkta | None = None) -> WorkerInstance:
+        aws = aws or self.mocks.aws
+        okta = okta or self.mocks.okta
+        vars = self.base_vars(okta, aws)
+        for k, v in (extra or {}).items():
+            if v is None:
+                vars.pop(k, None)
+            else:
+                vars[k] = str(v)
+        key = tuple(sorted(vars.items()))
+        with self._lock:
+            if key in self.instances:
+                return self.instances[key]
+            if key in self.failed:
+                pytest.fail(f"worker {name!r} failed to start earlier:\n{self.failed[key]}", pytrace=False)
+            try:
+                if not (ROOT / "wrangler.toml").exists():
+                    raise RuntimeError(f"{ROOT / 'wrangler.toml'} does not exist yet")
+                if self._env is None:
+                    self._env = wrangler_env()
+                persist = self.tmp / f"state-{len(self.instances) + len(self.failed)}-{name}"
+                shutil.copytree(self._seed(), persist)
+                inst = WorkerInstance(name, vars, aws, okta, persist, self._env, self.sensitive)
+                try:
+                    took = inst.wait_ready()
+                except Exception:
+                    inst.stop()
+                    self.instances[("failed", name, len(self.failed))] = inst  # keep its logs for the leak check
+                    raise
+                print(f"\n[e2e] worker {name!r} ready on {inst.url} in {took:.1f}s")
+            except Exception as e:
+                self.failed[key] = str(e)
+                pytest.fail(f"worker {name!r} could not start: {e}", pytrace=False)
+            self.instances[key] = inst
+            return inst
+
+    def all(self) -> list[WorkerInstance]:
+        return list(self.instances.values())
+
+    def close(self):
+        for inst in self.instances.values():
+            inst.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_factory(mocks, sensitive):
+    tmp = Path(tempfile.mkdtemp(prefix="oeh-e2e-"))
+    f = WorkerFactory(mocks, sensitive, tmp)
+    yield f
+    f.close()
+    if os.environ.get("E2E_KEEP_STATE") != "1":
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- the instances the tests use ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def oauth_worker(worker_factory):
+    """Default instance: OAuth mode, default deadline and preview policy, no session token."""
+    return worker_factory.get("oauth")
+
+
+@pytest.fixture(scope="session")
+def header_worker(worker_factory, mocks):
+    """Header-secret mode, plus the optional settings: short deadline, simulated previews,
+    protect configuration, price caps, a session token, no configuration set."""
+    return worker_factory.get("header", {
+        "OKTA_AUTH_MODE": "header",
+        "OKTA_AUTH_HEADER": HOOK_HEADER,
+        "OKTA_HOOK_SECRET": HOOK_SECRET,
+        "DEADLINE_MS": "1500",
+        "PREVIEW_POLICY": "simulate",
+        "SMS_PROTECT_CONFIGURATION_ID": "protect-e2e0000000000000000000001",
+        "SMS_MAX_PRICE": "0.05000",
+        "VOICE_MAX_PRICE_PER_MINUTE": "0.10000",
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
+        "SMS_CONFIGURATION_SET": None,
+    }, aws=mocks.aws_token)
+
+
+@pytest.fixture(scope="session")
+def rotation_worker(worker_factory, mocks):
+    """OAuth mode against its own Okta mock, so that JWKS fetches can be counted exactly."""
+    return worker_factory.get("rotation", {"OKTA_JWKS_REFETCH_COOLDOWN_SECONDS": "60"}, okta=mocks.okta_rotation)

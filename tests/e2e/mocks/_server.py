@@ -1,0 +1,86 @@
+"""A loopback HTTP server running in a daemon thread, shared by the mocks."""
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hanging handler must never block shutdown
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+class Reply:
+    """What a mock handler answers: status, headers, body bytes (and an optional delay)."""
+
+    def __init__(self, status: int, body: bytes | str | dict | list = b"", headers: dict | None = None,
+                 content_type: str | None = None, abort: bool = False):
+        self.abort = abort
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            content_type = content_type or "application/json"
+        elif isinstance(body, str):
+            body = body.encode()
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+        if content_type:
+            self.headers.setdefault("Content-Type", content_type)
+
+
+class LoopbackServer:
+    """Serves `handle(method, path, headers, body) -> Reply` on 127.0.0.1:<random free port>."""
+
+    def __init__(self, handle: Callable[[str, str, dict, bytes, "BaseHTTPRequestHandler"], Reply], name: str):
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = name
+            sys_version = ""
+
+            def log_message(self, *args):  # keep pytest output quiet
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    reply = handle(self.command, self.path, self.headers, body, self)
+                except Exception as exc:  # a mock bug must be visible, not a hung connection
+                    outer.errors.append(repr(exc))
+                    reply = Reply(599, {"mockError": repr(exc)})
+                if reply.abort:  # simulate a network failure: RST, no HTTP answer
+                    try:
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
+                try:
+                    self.send_response(reply.status)
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (e.g. the Worker's deadline passed)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _serve
+
+        self.errors: list[str] = []
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{name}:{self.port}", daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
