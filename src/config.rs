@@ -89,25 +89,12 @@ impl MessagingConfig {
     }
 }
 
-#[derive(Clone)]
-pub struct AwsSecrets {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-impl fmt::Debug for AwsSecrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsSecrets").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
-    }
-}
-
 /// Everything the telephony hook needs, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub auth: HookAuth,
     pub messaging: MessagingConfig,
-    pub aws: AwsSecrets,
+    pub aws: crate::aws::Credentials,
     pub default_locale: String,
     pub preview: PreviewPolicy,
     pub deadline_ms: u64,
@@ -162,7 +149,7 @@ impl Config {
             voice_max_price_per_minute,
         };
 
-        let aws = AwsSecrets {
+        let aws = crate::aws::Credentials {
             access_key_id: get("AWS_ACCESS_KEY_ID").ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required (a Worker secret)"))?,
             secret_access_key: get("AWS_SECRET_ACCESS_KEY")
                 .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required (a Worker secret)"))?,

@@ -93,4 +93,6 @@ pub trait Kv {
 /// `SystemTime::now()` panics there.
 pub trait Clock {
     fn now_ms(&self) -> u64;
+    /// Waits (used for retry back-off).
+    async fn sleep(&self, ms: u64);
 }

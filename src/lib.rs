@@ -16,3 +16,4 @@ pub mod voice;
 
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod telephony;

@@ -83,6 +83,24 @@ impl Clock for FakeClock {
     fn now_ms(&self) -> u64 {
         self.0.get()
     }
+    async fn sleep(&self, ms: u64) {
+        self.advance(ms);
+    }
+}
+
+impl Clock for std::rc::Rc<FakeClock> {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+    async fn sleep(&self, ms: u64) {
+        self.advance(ms);
+    }
+}
+
+impl<T: Http> Http for std::rc::Rc<T> {
+    async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError> {
+        (**self).send(req, timeout_ms).await
+    }
 }
 
 /// An HTTP peer answering from a script (FIFO), then from a fallback; records every request.
@@ -118,6 +136,116 @@ impl Http for ScriptedHttp {
         match self.fallback.borrow().as_ref() {
             Some(f) => f(&req),
             None => Err(FetchError::Network("no scripted answer".into())),
+        }
+    }
+}
+
+/// A test authorization server: two RSA keys (A published, B held back for rotation), a JWKS
+/// endpoint served through [`ScriptedHttp`], and token minting.
+pub mod issuer {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jwt_compact::alg::{Rsa, RsaPrivateKey};
+    use jwt_compact::jwk::JsonWebKey;
+    use jwt_compact::{Algorithm, AlgorithmExt, Claims, Header};
+    use serde_json::{json, Value};
+
+    use super::{json_response, ScriptedHttp};
+    use crate::config::OAuthConfig;
+
+    pub const ISSUER: &str = "https://example.okta.com/oauth2/aus1";
+    pub const JWKS_URL: &str = "https://example.okta.com/oauth2/aus1/v1/keys";
+    pub const AUDIENCE: &str = "api://okta-edge-hooks";
+    pub const CLIENT: &str = "0oaTESTCLIENT";
+    pub const SCOPE: &str = "okta.telephony.send";
+
+    pub fn key_json(name: &str) -> Value {
+        let text = match name {
+            "a" => include_str!("../tests/fixtures/keys/rsa-a.json"),
+            _ => include_str!("../tests/fixtures/keys/rsa-b.json"),
+        };
+        serde_json::from_str(text).unwrap()
+    }
+
+    pub fn private_key(name: &str) -> RsaPrivateKey {
+        let v = key_json(name);
+        let jwk: JsonWebKey<'_> = serde_json::from_value(v).unwrap();
+        RsaPrivateKey::try_from(&jwk).unwrap()
+    }
+
+    pub fn public_jwk(name: &str) -> Value {
+        let v = key_json(name);
+        json!({"kty":"RSA","use":"sig","alg":"RS256","kid":v["kid"],"n":v["n"],"e":v["e"]})
+    }
+
+    pub fn oauth_config() -> OAuthConfig {
+        OAuthConfig {
+            issuer: ISSUER.into(),
+            jwks_url: JWKS_URL.into(),
+            audience: AUDIENCE.into(),
+            allowed_client_ids: vec![CLIENT.into()],
+            required_scope: SCOPE.into(),
+            leeway_s: 60,
+            refetch_cooldown_s: 60,
+        }
+    }
+
+    /// Serves the JWKS from `published` (kid names "a"/"b"), counting fetches.
+    pub struct Jwks {
+        pub published: Rc<RefCell<Vec<&'static str>>>,
+        pub fetches: Rc<RefCell<u32>>,
+    }
+
+    pub fn serve(http: &ScriptedHttp, other: impl Fn(&crate::edge::HttpRequest) -> Option<crate::edge::HttpResponse> + 'static) -> Jwks {
+        let published = Rc::new(RefCell::new(vec!["a"]));
+        let fetches = Rc::new(RefCell::new(0));
+        let (p, f) = (published.clone(), fetches.clone());
+        http.answer_with(move |req| {
+            if req.url == JWKS_URL {
+                *f.borrow_mut() += 1;
+                let keys: Vec<Value> = p.borrow().iter().map(|n| public_jwk(n)).collect();
+                let mut r = json_response(200, &json!({ "keys": keys }).to_string());
+                r.headers.push(("cache-control".into(), "max-age=3600".into()));
+                return Ok(r);
+            }
+            other(req).ok_or(crate::edge::FetchError::Network("unexpected request".into()))
+        });
+        Jwks { published, fetches }
+    }
+
+    pub fn claims(now_s: i64) -> Value {
+        json!({"ver":1,"jti":"AT.test","iss":ISSUER,"aud":AUDIENCE,"iat":now_s,"exp":now_s+3600,"cid":CLIENT,"scp":[SCOPE],"sub":CLIENT})
+    }
+
+    /// An RS256 token signed with key `name`, with `claims` as given.
+    pub fn mint(name: &str, claims: &Value) -> String {
+        mint_with(Rsa::rs256(), name, claims)
+    }
+
+    pub fn mint_with(alg: Rsa, name: &str, claims: &Value) -> String {
+        let kid = key_json(name)["kid"].as_str().unwrap().to_string();
+        let header = Header::empty().with_key_id(kid);
+        let claims = Claims::new(claims.clone());
+        alg.token(&header, &claims, &private_key(name)).unwrap()
+    }
+
+    /// A token assembled from raw header and claims JSON and a signature over them.
+    pub fn raw(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header.to_string());
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{h}.{c}");
+        let sig = URL_SAFE_NO_PAD.encode(sign(input.as_bytes()));
+        format!("{input}.{sig}")
+    }
+
+    pub fn rs256_sign(name: &str) -> impl Fn(&[u8]) -> Vec<u8> {
+        let key = private_key(name);
+        move |msg| {
+            let sig = Rsa::rs256().sign(&key, msg);
+            jwt_compact::AlgorithmSignature::as_bytes(&sig).to_vec()
         }
     }
 }

@@ -269,6 +269,7 @@ class WorkerFactory:
         self._lock = threading.Lock()
         self._env = None
         self._seeded: Path | None = None
+        self.log_checked = False
 
     def base_vars(self, okta: MockOkta, aws: MockMessaging) -> dict:
         return {
@@ -337,8 +338,23 @@ class WorkerFactory:
             self.instances[key] = inst
             return inst
 
+    def __call__(self, extra: dict | None = None, **kw) -> WorkerInstance:
+        """`worker_factory({"DEADLINE_MS": "1500"})`: an instance with the base vars plus these."""
+        name = "custom-" + "-".join(sorted(k.lower() for k in (extra or {}))) if extra else "oauth"
+        return self.get(name, extra, **kw)
+
     def all(self) -> list[WorkerInstance]:
         return list(self.instances.values())
+
+    def leaks(self) -> dict[str, list[tuple[str, str]]]:
+        """Sensitive values found in each instance's logs (see test_zz_logs.py)."""
+        self.log_checked = True
+        out = {}
+        for inst in self.all():
+            found = self.sensitive.find_in(inst.logs())
+            if found:
+                out[inst.name] = found
+        return out
 
     def close(self):
         for inst in self.instances.values():
@@ -351,6 +367,11 @@ def worker_factory(mocks, sensitive):
     f = WorkerFactory(mocks, sensitive, tmp)
     yield f
     f.close()
+    if f.instances and not f.log_checked:  # test_zz_logs.py did not run (e.g. -k or a single file)
+        leaks = f.leaks()
+        if leaks:
+            pytest.fail("sensitive values in the wrangler logs: " + "; ".join(
+                f"{n}: " + ", ".join(kind for kind, _ in v) for n, v in leaks.items()), pytrace=False)
     if os.environ.get("E2E_KEEP_STATE") != "1":
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -383,4 +404,4 @@ def header_worker(worker_factory, mocks):
 @pytest.fixture(scope="session")
 def rotation_worker(worker_factory, mocks):
     """OAuth mode against its own Okta mock, so that JWKS fetches can be counted exactly."""
-    return worker_factory.get("rotation", {"OKTA_JWKS_REFETCH_COOLDOWN_SECONDS": "60"}, okta=mocks.okta_rotation)
+    return worker_factory.get("rotation", {"OKTA_JWKS_REFETCH_COOLDOWN_SECONDS": "3"}, okta=mocks.okta_rotation)
