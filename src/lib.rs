@@ -17,3 +17,6 @@ pub mod voice;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod telephony;
+
+#[cfg(target_arch = "wasm32")]
+mod shell;

@@ -1,0 +1,91 @@
+//! The `edge` traits over the Workers runtime: `fetch` (no redirects, a timeout through
+//! `AbortController`, a bounded body), Workers KV, and the JavaScript clock.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Date, Delay, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect};
+
+use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse, Kv, KvError};
+
+/// Larger responses from AWS or Okta are refused.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Copy)]
+pub struct FetchHttp;
+
+impl Http for FetchHttp {
+    async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError> {
+        let headers = Headers::new();
+        for (k, v) in &req.headers {
+            headers.set(k, v).map_err(|e| FetchError::Network(format!("header {k}: {e}")))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(req.method.to_string())).with_headers(headers).with_redirect(RequestRedirect::Manual);
+        if !req.body.is_empty() {
+            let bytes = js_sys::Uint8Array::from(req.body.as_slice());
+            init.with_body(Some(JsValue::from(bytes)));
+        }
+        let request = Request::new_with_init(&req.url, &init).map_err(|e| FetchError::Network(e.to_string()))?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(request);
+        let sending = Box::pin(fetch.send_with_signal(&signal));
+        let timer = Delay::from(Duration::from_millis(timeout_ms));
+        let mut resp = match select(sending, timer).await {
+            Either::Left((Ok(r), _)) => r,
+            Either::Left((Err(e), _)) => return Err(FetchError::Network(e.to_string())),
+            Either::Right(_) => {
+                controller.abort();
+                return Err(FetchError::Timeout);
+            }
+        };
+        if resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > MAX_RESPONSE_BYTES) {
+            return Err(FetchError::BodyTooLarge);
+        }
+        let status = resp.status_code();
+        let headers: Vec<(String, String)> = resp.headers().entries().collect();
+        let body = resp.bytes().await.map_err(|e| FetchError::Network(e.to_string()))?;
+        if body.len() > MAX_RESPONSE_BYTES {
+            return Err(FetchError::BodyTooLarge);
+        }
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+pub struct WorkerKv(pub KvStore);
+
+impl Kv for WorkerKv {
+    async fn get(&self, key: &str, cache_ttl_s: Option<u64>) -> Result<Option<String>, KvError> {
+        let mut get = self.0.get(key);
+        if let Some(ttl) = cache_ttl_s {
+            get = get.cache_ttl(ttl.max(60));
+        }
+        get.text().await.map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_s: Option<u64>) -> Result<(), KvError> {
+        let mut put = self.0.put(key, value).map_err(|e| KvError(e.to_string()))?;
+        if let Some(ttl) = ttl_s {
+            put = put.expiration_ttl(ttl.max(60));
+        }
+        put.execute().await.map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.0.delete(key).await.map_err(|e| KvError(e.to_string()))
+    }
+}
+
+pub struct JsClock;
+
+impl Clock for JsClock {
+    fn now_ms(&self) -> u64 {
+        Date::now().as_millis()
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await;
+    }
+}

@@ -1,0 +1,144 @@
+//! The Worker shell (wasm only): reads bindings, calls the core, turns the result into a
+//! `Response`. Everything here is plumbing; decisions live in the core.
+//!
+//! - `shell::bindings`: `edge` traits over `fetch`, Workers KV and `Date.now()`;
+//! - `shell::webcrypto`: RS256 through `crypto.subtle`.
+
+mod bindings;
+mod webcrypto;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Response};
+
+use crate::config::{self, Config};
+use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
+use bindings::{FetchHttp, JsClock, WorkerKv};
+use webcrypto::WebCrypto;
+
+/// Every setting the Worker reads (vars and secrets alike).
+const SETTINGS: &[&str] = &[
+    "OKTA_AUTH_MODE",
+    "OKTA_ISSUER",
+    "OKTA_JWKS_URL",
+    "OKTA_AUDIENCE",
+    "OKTA_ALLOWED_CLIENT_IDS",
+    "OKTA_REQUIRED_SCOPE",
+    "OKTA_CLOCK_SKEW_SECONDS",
+    "OKTA_JWKS_REFETCH_COOLDOWN_SECONDS",
+    "OKTA_ALLOW_INSECURE_ISSUER",
+    "OKTA_AUTH_HEADER",
+    "OKTA_HOOK_SECRET",
+    "AWS_REGION",
+    "AWS_SMS_VOICE_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "ORIGINATION_IDENTITIES",
+    "SMS_CONFIGURATION_SET",
+    "SMS_PROTECT_CONFIGURATION_ID",
+    "SMS_MAX_PRICE",
+    "VOICE_MAX_PRICE_PER_MINUTE",
+    "DEFAULT_LOCALE",
+    "PREVIEW_POLICY",
+    "DEADLINE_MS",
+    "TEMPLATE_CACHE_SECONDS",
+];
+
+thread_local! {
+    static ISOLATE: RefCell<Option<Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigError>>> = const { RefCell::new(None) };
+}
+
+/// Configuration is read once per isolate; a bad setting is reported on every request (500),
+/// naming the setting, and nothing is sent.
+fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigError> {
+    ISOLATE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            let settings: BTreeMap<String, String> = SETTINGS
+                .iter()
+                .filter_map(|name| {
+                    let v = env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()?;
+                    Some((name.to_string(), v))
+                })
+                .collect();
+            *cell = Some(Config::from_source(&settings).map(|c| Rc::new(Isolate::new(c))));
+        }
+        cell.as_ref().expect("just filled").clone()
+    })
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let started_ms = Date::now().as_millis();
+    let path = req.path();
+    let answer = match (path.as_str(), req.method()) {
+        ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
+        ("/okta/telephony", Method::Post) => telephony_hook(&mut req, &env, &ctx, started_ms).await?,
+        ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
+        _ => answer::plain_error(404, "Not found", "NOT_FOUND"),
+    };
+    respond(answer, path == "/okta/telephony" && answer_is_unauthorized_oauth(&env))
+}
+
+async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms: u64) -> worker::Result<Answer> {
+    let iso = match isolate(env) {
+        Ok(i) => i,
+        Err(e) => {
+            console_error!("{}", serde_json::json!({"msg": "configuration", "level": "alert", "error": e.to_string()}));
+            return Ok(answer::plain_error(500, "The hook is misconfigured", "CONFIGURATION_ERROR"));
+        }
+    };
+    let templates_kv = WorkerKv(env.kv("TEMPLATES")?);
+    let state_kv = WorkerKv(env.kv("HOOK_STATE")?);
+    let edge = Edge { http: &FetchHttp, templates_kv: &templates_kv, state_kv: &state_kv, clock: &JsClock, rs256: &WebCrypto };
+    let headers = req.headers().clone();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let content_length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let read_body = || async move {
+        if content_length.is_some_and(|n| n > telephony::request::MAX_BODY_BYTES) {
+            return Err(BodyError::TooLarge);
+        }
+        match req.bytes().await {
+            Ok(b) if b.len() > telephony::request::MAX_BODY_BYTES => Err(BodyError::TooLarge),
+            Ok(b) => Ok(b),
+            Err(_) => Err(BodyError::Unreadable),
+        }
+    };
+    let outcome = telephony::handle(&iso, &edge, header, read_body, started_ms).await;
+    console_log!("{}", outcome.log);
+    for alert in &outcome.alerts {
+        console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
+    }
+    if let Some(p) = outcome.persist {
+        let kv = state_kv.0.clone();
+        ctx.wait_until(async move {
+            let stored = match kv.put(&p.key, p.value) {
+                Ok(b) => b.expiration_ttl(p.ttl_s.max(60)).execute().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = stored {
+                console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("could not store the replay record: {e}")}));
+            }
+        });
+    }
+    Ok(outcome.answer)
+}
+
+fn answer_is_unauthorized_oauth(env: &Env) -> bool {
+    env.var("OKTA_AUTH_MODE").map(|v| v.to_string() != "header").unwrap_or(true)
+}
+
+fn respond(answer: Answer, bearer_realm: bool) -> worker::Result<Response> {
+    let status = answer.status;
+    let mut resp = Response::ok(answer.body)?.with_status(status);
+    let h = resp.headers_mut();
+    h.set("content-type", "application/json")?;
+    h.set("cache-control", "no-store")?;
+    if status == 401 && bearer_realm {
+        h.set("www-authenticate", r#"Bearer error="invalid_token""#)?;
+    }
+    Ok(resp)
+}
