@@ -114,8 +114,8 @@ impl Config {
                 if !is_token(&header) {
                     return Err(bad("OKTA_AUTH_HEADER", "not a valid HTTP header name"));
                 }
-                let secret =
-                    get("OKTA_HOOK_SECRET").ok_or_else(|| bad("OKTA_HOOK_SECRET", "required when OKTA_AUTH_MODE=header"))?;
+                let secret = get("OKTA_HOOK_SECRET")
+                    .ok_or_else(|| bad("OKTA_HOOK_SECRET", "required when OKTA_AUTH_MODE=header"))?;
                 if secret.len() < 16 {
                     return Err(bad("OKTA_HOOK_SECRET", "must be at least 16 characters"));
                 }
@@ -150,7 +150,8 @@ impl Config {
         };
 
         let aws = crate::aws::Credentials {
-            access_key_id: get("AWS_ACCESS_KEY_ID").ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required (a Worker secret)"))?,
+            access_key_id: get("AWS_ACCESS_KEY_ID")
+                .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required (a Worker secret)"))?,
             secret_access_key: get("AWS_SECRET_ACCESS_KEY")
                 .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required (a Worker secret)"))?,
             session_token: get("AWS_SESSION_TOKEN"),
@@ -203,7 +204,8 @@ fn oauth_config(get: &impl Fn(&str) -> Option<String>) -> Result<OAuthConfig, Co
     if allowed_client_ids.is_empty() {
         return Err(bad("OKTA_ALLOWED_CLIENT_IDS", "lists no client ID"));
     }
-    let required_scope = get("OKTA_REQUIRED_SCOPE").ok_or_else(|| bad("OKTA_REQUIRED_SCOPE", "required in oauth mode"))?;
+    let required_scope =
+        get("OKTA_REQUIRED_SCOPE").ok_or_else(|| bad("OKTA_REQUIRED_SCOPE", "required in oauth mode"))?;
     if required_scope.contains(char::is_whitespace) {
         return Err(bad("OKTA_REQUIRED_SCOPE", "must be a single scope"));
     }
@@ -319,7 +321,9 @@ mod tests {
 
     #[test]
     fn refuses_org_authorization_server() {
-        for issuer in ["https://example.okta.com", "https://example.okta.com/oauth2/v1", "https://example.okta.com/oauth2"] {
+        for issuer in
+            ["https://example.okta.com", "https://example.okta.com/oauth2/v1", "https://example.okta.com/oauth2"]
+        {
             let e = Config::from_source(&with("OKTA_ISSUER", issuer)).unwrap_err();
             assert_eq!(e.setting, "OKTA_ISSUER", "{issuer}");
         }
@@ -343,7 +347,10 @@ mod tests {
 
     #[test]
     fn leeway_is_capped_at_120_seconds() {
-        assert_eq!(Config::from_source(&with("OKTA_CLOCK_SKEW_SECONDS", "121")).unwrap_err().setting, "OKTA_CLOCK_SKEW_SECONDS");
+        assert_eq!(
+            Config::from_source(&with("OKTA_CLOCK_SKEW_SECONDS", "121")).unwrap_err().setting,
+            "OKTA_CLOCK_SKEW_SECONDS"
+        );
         assert!(Config::from_source(&with("OKTA_CLOCK_SKEW_SECONDS", "120")).is_ok());
     }
 
@@ -361,7 +368,8 @@ mod tests {
 
     #[test]
     fn origination_identities_are_normalised_and_fall_back_to_default() {
-        let c = Config::from_source(&with("ORIGINATION_IDENTITIES", r#"{"us":"pool-us","Default":"pool-any"}"#)).unwrap();
+        let c =
+            Config::from_source(&with("ORIGINATION_IDENTITIES", r#"{"us":"pool-us","Default":"pool-any"}"#)).unwrap();
         assert_eq!(c.messaging.origination_identity(Some("US")), Some("pool-us"));
         assert_eq!(c.messaging.origination_identity(Some("FR")), Some("pool-any"));
         assert_eq!(c.messaging.origination_identity(None), Some("pool-any"));

@@ -14,9 +14,11 @@ pub mod ssml;
 pub mod template;
 pub mod voice;
 
+pub mod telephony;
 #[cfg(test)]
 pub(crate) mod testing;
-pub mod telephony;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "shell"))]
 mod shell;
+#[cfg(target_arch = "wasm32")]
+pub mod webcrypto;

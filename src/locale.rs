@@ -145,14 +145,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "e", "english", "en-US-x-" , "12-US", "en--US", "en-U$", &"a".repeat(40)] {
+        for bad in ["", "e", "english", "en-US-x-", "12-US", "en--US", "en-U$", &"a".repeat(40)] {
             assert_eq!(Locale::parse(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn falls_back_from_region_to_language_to_default() {
-        let have: Vec<Locale> = ["en-US", "en-GB", "es-ES", "es-US", "fr-FR", "fr-CA", "pt-BR", "pt-PT"].map(l).to_vec();
+        let have: Vec<Locale> =
+            ["en-US", "en-GB", "es-ES", "es-US", "fr-FR", "fr-CA", "pt-BR", "pt-PT"].map(l).to_vec();
         let en = l("en-US");
         let first = |req: &str| fallback_chain(Some(&l(req)), &en, &have)[0].to_string();
         assert_eq!(first("EN-US"), "en-US");

@@ -103,11 +103,13 @@ impl<T: Http> Http for std::rc::Rc<T> {
     }
 }
 
+type Responder = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, FetchError>>;
+
 /// An HTTP peer answering from a script (FIFO), then from a fallback; records every request.
 #[derive(Default)]
 pub struct ScriptedHttp {
     pub script: RefCell<VecDeque<Result<HttpResponse, FetchError>>>,
-    pub fallback: RefCell<Option<Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, FetchError>>>>,
+    pub fallback: RefCell<Option<Responder>>,
     pub requests: RefCell<Vec<(HttpRequest, u64)>>,
 }
 
@@ -124,7 +126,11 @@ impl ScriptedHttp {
 }
 
 pub fn json_response(status: u16, body: &str) -> HttpResponse {
-    HttpResponse { status, headers: vec![("content-type".into(), "application/json".into())], body: body.as_bytes().to_vec() }
+    HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 impl Http for ScriptedHttp {
@@ -199,7 +205,10 @@ pub mod issuer {
         pub fetches: Rc<RefCell<u32>>,
     }
 
-    pub fn serve(http: &ScriptedHttp, other: impl Fn(&crate::edge::HttpRequest) -> Option<crate::edge::HttpResponse> + 'static) -> Jwks {
+    pub fn serve(
+        http: &ScriptedHttp,
+        other: impl Fn(&crate::edge::HttpRequest) -> Option<crate::edge::HttpResponse> + 'static,
+    ) -> Jwks {
         let published = Rc::new(RefCell::new(vec!["a"]));
         let fetches = Rc::new(RefCell::new(0));
         let (p, f) = (published.clone(), fetches.clone());

@@ -94,7 +94,9 @@ impl<K: Clone + 'static> JwksCache<K> {
         let s = self.state.borrow();
         match s.keys.get(kid) {
             Some(k) => Ok(k.clone()),
-            None if s.keys.is_empty() => Err(AuthError::KeysUnavailable(fetch_error.unwrap_or_else(|| "no keys".into()))),
+            None if s.keys.is_empty() => {
+                Err(AuthError::KeysUnavailable(fetch_error.unwrap_or_else(|| "no keys".into())))
+            }
             None => Err(AuthError::UnknownKeyId),
         }
     }
@@ -170,7 +172,8 @@ async fn fetch<H: Http, V: Rs256>(
         return Err("JWKS document too large".into());
     }
     let ttl = ttl_from_cache_control(resp.header("cache-control"));
-    let jwks: Jwks = serde_json::from_slice(&resp.body).map_err(|_| "JWKS is not a {\"keys\": [...]} document".to_string())?;
+    let jwks: Jwks =
+        serde_json::from_slice(&resp.body).map_err(|_| "JWKS is not a {\"keys\": [...]} document".to_string())?;
     let mut keys = HashMap::new();
     for raw in jwks.keys.into_iter().take(MAX_KEYS) {
         let Some(jwk) = usable_rsa_key(raw) else { continue };
@@ -186,7 +189,10 @@ async fn fetch<H: Http, V: Rs256>(
 
 fn usable_rsa_key(raw: serde_json::Value) -> Option<RsaJwk> {
     let jwk: Jwk = serde_json::from_value(raw).ok()?;
-    if jwk.kty != "RSA" || jwk.use_.as_deref().is_some_and(|u| u != "sig") || jwk.alg.as_deref().is_some_and(|a| a != "RS256") {
+    if jwk.kty != "RSA"
+        || jwk.use_.as_deref().is_some_and(|u| u != "sig")
+        || jwk.alg.as_deref().is_some_and(|a| a != "RS256")
+    {
         return None;
     }
     let kid = jwk.kid.filter(|k| !k.is_empty() && k.len() <= 256)?;

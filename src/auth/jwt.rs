@@ -153,8 +153,9 @@ where
             return Err(AuthError::InvalidSignature);
         }
 
-        let claims: Claims<OktaClaims> =
-            untrusted.deserialize_claims_unchecked().map_err(|_| AuthError::MalformedToken("claims are not valid JSON"))?;
+        let claims: Claims<OktaClaims> = untrusted
+            .deserialize_claims_unchecked()
+            .map_err(|_| AuthError::MalformedToken("claims are not valid JSON"))?;
         let verified = check_claims(&claims, self.config, now_ms)?;
         self.tokens.put(digest, &verified, now_s);
         Ok(verified)
@@ -181,16 +182,20 @@ fn check_claims(claims: &Claims<OktaClaims>, cfg: &OAuthConfig, now_ms: u64) -> 
     }
     let aud_ok = match &c.aud {
         Some(OneOrMany::One(a)) => *a == cfg.audience,
-        Some(OneOrMany::Many(list)) => list.iter().any(|a| *a == cfg.audience),
+        Some(OneOrMany::Many(list)) => list.contains(&cfg.audience),
         None => false,
     };
     if !aud_ok {
         return Err(AuthError::WrongAudience);
     }
-    let cid = c.cid.as_deref().filter(|cid| cfg.allowed_client_ids.iter().any(|a| a == cid)).ok_or(AuthError::ClientNotAllowed)?;
+    let cid = c
+        .cid
+        .as_deref()
+        .filter(|cid| cfg.allowed_client_ids.iter().any(|a| a == cid))
+        .ok_or(AuthError::ClientNotAllowed)?;
     let scope_ok = match &c.scp {
         Some(OneOrMany::One(s)) => s.split_whitespace().any(|s| s == cfg.required_scope),
-        Some(OneOrMany::Many(list)) => list.iter().any(|s| *s == cfg.required_scope),
+        Some(OneOrMany::Many(list)) => list.contains(&cfg.required_scope),
         None => false,
     };
     if !scope_ok {

@@ -44,7 +44,11 @@ mod pure {
         type Key = Rc<RsaPublicKey>;
 
         async fn import(&self, jwk: &RsaJwk) -> Result<Self::Key, String> {
-            let jwk = JsonWebKey::Rsa { modulus: Cow::Borrowed(&jwk.n), public_exponent: Cow::Borrowed(&jwk.e), private_parts: None };
+            let jwk = JsonWebKey::Rsa {
+                modulus: Cow::Borrowed(&jwk.n),
+                public_exponent: Cow::Borrowed(&jwk.e),
+                private_parts: None,
+            };
             RsaPublicKey::try_from(&jwk).map(Rc::new).map_err(|e| e.to_string())
         }
 

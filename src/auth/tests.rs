@@ -30,12 +30,19 @@ struct Env {
 fn env() -> Env {
     let http = Rc::new(ScriptedHttp::default());
     let served = issuer::serve(&http, |_| None);
-    Env { http, jwks: JwksCache::new(issuer::JWKS_URL, 60), tokens: TokenCache::default(), served, cfg: issuer::oauth_config() }
+    Env {
+        http,
+        jwks: JwksCache::new(issuer::JWKS_URL, 60),
+        tokens: TokenCache::default(),
+        served,
+        cfg: issuer::oauth_config(),
+    }
 }
 
 impl Env {
     fn check_at(&self, token: &str, now_ms: u64) -> Result<super::jwt::Verified, AuthError> {
-        let v = Verifier { config: &self.cfg, jwks: &self.jwks, tokens: &self.tokens, http: &self.http, rs256: &PureRust };
+        let v =
+            Verifier { config: &self.cfg, jwks: &self.jwks, tokens: &self.tokens, http: &self.http, rs256: &PureRust };
         block_on(v.verify(token, now_ms, 1000))
     }
     fn check(&self, token: &str) -> Result<super::jwt::Verified, AuthError> {
@@ -81,7 +88,15 @@ fn rejects_expired() {
     assert_eq!(e.check(&mint("a", &with(|c| c["exp"] = json!(NOW_S - 61)))), Err(AuthError::Expired));
     // Within the 60 s leeway.
     assert!(e.check(&mint("a", &with(|c| c["exp"] = json!(NOW_S - 30)))).is_ok());
-    assert_eq!(e.check(&mint("a", &with(|c| { c.as_object_mut().unwrap().remove("exp"); }))), Err(AuthError::Expired));
+    assert_eq!(
+        e.check(&mint(
+            "a",
+            &with(|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            })
+        )),
+        Err(AuthError::Expired)
+    );
 }
 
 #[test]
@@ -109,8 +124,14 @@ fn rejects_iat_in_the_future() {
 #[test]
 fn rejects_wrong_issuer() {
     let e = env();
-    assert_eq!(e.check(&mint("a", &with(|c| c["iss"] = json!(format!("{}/", issuer::ISSUER))))), Err(AuthError::WrongIssuer));
-    assert_eq!(e.check(&mint("a", &with(|c| c["iss"] = json!("https://example.okta.com")))), Err(AuthError::WrongIssuer));
+    assert_eq!(
+        e.check(&mint("a", &with(|c| c["iss"] = json!(format!("{}/", issuer::ISSUER))))),
+        Err(AuthError::WrongIssuer)
+    );
+    assert_eq!(
+        e.check(&mint("a", &with(|c| c["iss"] = json!("https://example.okta.com")))),
+        Err(AuthError::WrongIssuer)
+    );
 }
 
 #[test]
@@ -200,7 +221,8 @@ fn rejects_tampered_claims() {
     let e = env();
     let t = mint("a", &claims(NOW_S));
     let parts: Vec<&str> = t.split('.').collect();
-    let forged = URL_SAFE_NO_PAD.encode(with(|c| c["cid"] = json!(issuer::CLIENT)).to_string().replace("AT.test", "AT.evil"));
+    let forged =
+        URL_SAFE_NO_PAD.encode(with(|c| c["cid"] = json!(issuer::CLIENT)).to_string().replace("AT.test", "AT.evil"));
     assert_eq!(e.check(&format!("{}.{}.{}", parts[0], forged, parts[2])), Err(AuthError::InvalidSignature));
 }
 
@@ -224,7 +246,10 @@ fn ignores_jku_x5u_and_embedded_jwk() {
     let h = header_a(json!({"jku":"https://evil.example/keys","x5u":"https://evil.example/cert","jwk":attacker}));
     let t = raw(&h, &claims(NOW_S), rs256_sign("b"));
     assert_eq!(e.check(&t), Err(AuthError::InvalidSignature));
-    assert!(e.http.requests.borrow().iter().all(|(r, _)| r.url == issuer::JWKS_URL), "nothing fetched from the token's URLs");
+    assert!(
+        e.http.requests.borrow().iter().all(|(r, _)| r.url == issuer::JWKS_URL),
+        "nothing fetched from the token's URLs"
+    );
     // Same, with the attacker's own kid: unknown at the configured JWKS.
     let h = json!({"alg":"RS256","kid":"test-key-b","jku":"https://evil.example/keys","jwk":attacker});
     assert_eq!(e.check_at(&raw(&h, &claims(NOW_S), rs256_sign("b")), NOW_MS + 61_000), Err(AuthError::UnknownKeyId));
@@ -259,7 +284,8 @@ fn rejects_bad_base64() {
     let e = env();
     let t = mint("a", &claims(NOW_S));
     let parts: Vec<&str> = t.split('.').collect();
-    for bad in [format!("{}!.{}.{}", parts[0], parts[1], parts[2]), format!("{}.{}.{}*", parts[0], parts[1], parts[2])] {
+    for bad in [format!("{}!.{}.{}", parts[0], parts[1], parts[2]), format!("{}.{}.{}*", parts[0], parts[1], parts[2])]
+    {
         assert!(matches!(e.check(&bad), Err(AuthError::MalformedToken(_)) | Err(AuthError::InvalidSignature)), "{bad}");
     }
     assert!(matches!(e.check("a.b.c"), Err(AuthError::MalformedToken(_))));
@@ -269,7 +295,13 @@ fn rejects_bad_base64() {
 fn jwks_outage_is_reported_not_hidden() {
     let http = Rc::new(ScriptedHttp::default());
     http.answer_with(|_| Ok(crate::testing::json_response(503, "{}")));
-    let e = Env { http, jwks: JwksCache::new(issuer::JWKS_URL, 60), tokens: TokenCache::default(), served: issuer::Jwks { published: Default::default(), fetches: Default::default() }, cfg: issuer::oauth_config() };
+    let e = Env {
+        http,
+        jwks: JwksCache::new(issuer::JWKS_URL, 60),
+        tokens: TokenCache::default(),
+        served: issuer::Jwks { published: Default::default(), fetches: Default::default() },
+        cfg: issuer::oauth_config(),
+    };
     assert!(matches!(e.check(&mint("a", &claims(NOW_S))), Err(AuthError::KeysUnavailable(_))));
     // Retried after a short pause, not on every request.
     let _ = e.check_at(&mint("a", &claims(NOW_S)), NOW_MS + 1_000);

@@ -49,7 +49,8 @@ fn run(dir: &str, out: &str) -> Result<String, String> {
         let list: Vec<String> = rejected.iter().map(|r| r.to_string()).collect();
         return Err(format!("invalid templates:\n  {}", list.join("\n  ")));
     }
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let pointer = Pointer::for_set(&set, now_ms);
     let bulk = serde_json::json!([
         {"key": set_key(set.version()), "value": set.to_json()},

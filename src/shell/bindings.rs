@@ -22,7 +22,9 @@ impl Http for FetchHttp {
             headers.set(k, v).map_err(|e| FetchError::Network(format!("header {k}: {e}")))?;
         }
         let mut init = RequestInit::new();
-        init.with_method(Method::from(req.method.to_string())).with_headers(headers).with_redirect(RequestRedirect::Manual);
+        init.with_method(Method::from(req.method.to_string()))
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         if !req.body.is_empty() {
             let bytes = js_sys::Uint8Array::from(req.body.as_slice());
             init.with_body(Some(JsValue::from(bytes)));
@@ -41,7 +43,14 @@ impl Http for FetchHttp {
                 return Err(FetchError::Timeout);
             }
         };
-        if resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > MAX_RESPONSE_BYTES) {
+        if resp
+            .headers()
+            .get("content-length")
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
+        {
             return Err(FetchError::BodyTooLarge);
         }
         let status = resp.status_code();

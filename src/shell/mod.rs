@@ -2,10 +2,9 @@
 //! `Response`. Everything here is plumbing; decisions live in the core.
 //!
 //! - `shell::bindings`: `edge` traits over `fetch`, Workers KV and `Date.now()`;
-//! - `shell::webcrypto`: RS256 through `crypto.subtle`.
+//! - RS256 goes through `crate::webcrypto` (`crypto.subtle`).
 
 mod bindings;
-mod webcrypto;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -15,8 +14,8 @@ use worker::{console_error, console_log, event, Context, Date, Env, Method, Requ
 
 use crate::config::{self, Config};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
+use crate::webcrypto::WebCrypto;
 use bindings::{FetchHttp, JsClock, WorkerKv};
-use webcrypto::WebCrypto;
 
 /// Every setting the Worker reads (vars and secrets alike).
 const SETTINGS: &[&str] = &[
@@ -60,7 +59,11 @@ fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigE
             let settings: BTreeMap<String, String> = SETTINGS
                 .iter()
                 .filter_map(|name| {
-                    let v = env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()?;
+                    let v = env
+                        .var(name)
+                        .map(|v| v.to_string())
+                        .or_else(|_| env.secret(name).map(|s| s.to_string()))
+                        .ok()?;
                     Some((name.to_string(), v))
                 })
                 .collect();
@@ -93,7 +96,8 @@ async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms:
     };
     let templates_kv = WorkerKv(env.kv("TEMPLATES")?);
     let state_kv = WorkerKv(env.kv("HOOK_STATE")?);
-    let edge = Edge { http: &FetchHttp, templates_kv: &templates_kv, state_kv: &state_kv, clock: &JsClock, rs256: &WebCrypto };
+    let edge =
+        Edge { http: &FetchHttp, templates_kv: &templates_kv, state_kv: &state_kv, clock: &JsClock, rs256: &WebCrypto };
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
     let content_length = header("content-length").and_then(|v| v.parse::<usize>().ok());

@@ -62,7 +62,12 @@ pub fn successful(transaction_id: &str, metadata: &str) -> Answer {
     let body = Commands {
         commands: [Command {
             type_: COMMAND_TYPE,
-            value: [Action { status: "SUCCESSFUL", provider: PROVIDER, transaction_id, transaction_metadata: metadata }],
+            value: [Action {
+                status: "SUCCESSFUL",
+                provider: PROVIDER,
+                transaction_id,
+                transaction_metadata: metadata,
+            }],
         }],
     };
     Answer { status: 200, body: to_json(&body) }
@@ -70,7 +75,10 @@ pub fn successful(transaction_id: &str, metadata: &str) -> Answer {
 
 /// Delivery failed: HTTP 200 with Okta's `error` object. `summary` is shown to the end user.
 pub fn delivery_failed(summary: &str, reason: &str) -> Answer {
-    Answer { status: 200, body: error_json(summary, summary, reason, "body", "data.messageProfile", "end-user-messaging") }
+    Answer {
+        status: 200,
+        body: error_json(summary, summary, reason, "body", "data.messageProfile", "end-user-messaging"),
+    }
 }
 
 /// A refused request (400, 413, …): the same `error` shape, naming the field at fault.
@@ -89,7 +97,14 @@ pub fn plain_error(status: u16, summary: &str, reason: &str) -> Answer {
     Answer { status, body: error_json(summary, summary, reason, "url", "", "request") }
 }
 
-fn error_json(summary: &str, detail: &str, reason: &str, location_type: &'static str, location: &str, domain: &'static str) -> String {
+fn error_json(
+    summary: &str,
+    detail: &str,
+    reason: &str,
+    location_type: &'static str,
+    location: &str,
+    domain: &'static str,
+) -> String {
     to_json(&ErrorBody {
         error: ErrorObj {
             error_summary: summary,

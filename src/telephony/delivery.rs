@@ -138,8 +138,8 @@ pub async fn send<H: Http, C: Clock>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{block_on, json_response, FakeClock, ScriptedHttp};
     use crate::edge::HttpResponse;
+    use crate::testing::{block_on, json_response, FakeClock, ScriptedHttp};
 
     fn cfg() -> MessagingConfig {
         MessagingConfig {
@@ -158,7 +158,14 @@ mod tests {
     }
 
     fn sms<'a>() -> Message<'a> {
-        Message { destination: "+14155550123", country: Some("US"), body: "Code 1234".into(), voice_id: None, ttl_s: 300, event_id: "evt1" }
+        Message {
+            destination: "+14155550123",
+            country: Some("US"),
+            body: "Code 1234".into(),
+            voice_id: None,
+            ttl_s: 300,
+            event_id: "evt1",
+        }
     }
 
     fn err(status: u16, ty: &str) -> Result<HttpResponse, FetchError> {
@@ -180,7 +187,10 @@ mod tests {
         let http = ScriptedHttp::default();
         http.push(ok());
         let clock = FakeClock::at(1_700_000_000_000);
-        assert_eq!(run(&http, &clock, 1_700_000_002_500).unwrap(), Delivered { message_id: "mid-1".into(), attempts: 1 });
+        assert_eq!(
+            run(&http, &clock, 1_700_000_002_500).unwrap(),
+            Delivered { message_id: "mid-1".into(), attempts: 1 }
+        );
         let (req, timeout) = http.requests.borrow()[0].clone();
         assert!(timeout <= 2_400);
         assert_eq!(req.header("x-amz-target"), Some("PinpointSMSVoiceV2.SendTextMessage"));

@@ -78,7 +78,10 @@ impl LogLine {
         self.channel = Some(req.channel.as_str());
         self.country = req.phone.country();
         self.phone = Some(req.phone.masked());
-        self.locale = req.raw_locale.as_ref().map(|l| l.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect());
+        self.locale = req
+            .raw_locale
+            .as_ref()
+            .map(|l| l.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect());
         self.preview = req.preview;
     }
 

@@ -137,12 +137,28 @@ where
             HookAuth::OAuth(_) => "Authorization",
             HookAuth::Header { header, .. } => header.as_str(),
         };
-        return finish(edge, log, answer::unauthorized(e.status(), &e.to_string(), e.reason(), auth_header), vec![], None);
+        return finish(
+            edge,
+            log,
+            answer::unauthorized(e.status(), &e.to_string(), e.reason(), auth_header),
+            vec![],
+            None,
+        );
     }
 
     let parsed = match read_body().await {
-        Err(BodyError::TooLarge) => Err((413, BadRequest { reason: "BODY_TOO_LARGE", location: "body", detail: format!("the body exceeds {} bytes", request::MAX_BODY_BYTES) })),
-        Err(BodyError::Unreadable) => Err((400, BadRequest { reason: "MALFORMED_REQUEST", location: "body", detail: "the body could not be read".into() })),
+        Err(BodyError::TooLarge) => Err((
+            413,
+            BadRequest {
+                reason: "BODY_TOO_LARGE",
+                location: "body",
+                detail: format!("the body exceeds {} bytes", request::MAX_BODY_BYTES),
+            },
+        )),
+        Err(BodyError::Unreadable) => Err((
+            400,
+            BadRequest { reason: "MALFORMED_REQUEST", location: "body", detail: "the body could not be read".into() },
+        )),
         Ok(body) => request::parse(&body).map_err(|e| (if e.reason == "BODY_TOO_LARGE" { 413 } else { 400 }, e)),
     };
     let req = match parsed {
@@ -229,7 +245,10 @@ async fn recall<H, T, S: Kv, C: Clock, V>(
             Some(Recorded::InFlight { since_ms }) if since_ms + iso.config.deadline_ms + 1000 > edge.clock.now_ms() => {
                 if edge.clock.now_ms() + 50 + delivery::ANSWER_MARGIN_MS >= deadline_ms {
                     // The first copy is still sending: never send twice.
-                    return Some(answer::delivery_failed(SendFailure::ProviderUnavailable.user_message(), "DUPLICATE_IN_PROGRESS"));
+                    return Some(answer::delivery_failed(
+                        SendFailure::ProviderUnavailable.user_message(),
+                        "DUPLICATE_IN_PROGRESS",
+                    ));
                 }
                 edge.clock.sleep(50).await;
             }
@@ -315,14 +334,20 @@ where
             let (summary, reason) = match &nd.failure {
                 Failure::Refused(kind, detail) => {
                     log.detail = Some(detail.clone());
-                    if matches!(kind, SendFailure::ConfigurationError | SendFailure::SpendLimitReached | SendFailure::AccountBlocked) {
+                    if matches!(
+                        kind,
+                        SendFailure::ConfigurationError | SendFailure::SpendLimitReached | SendFailure::AccountBlocked
+                    ) {
                         alerts.push(format!("AWS refused eventId {} as {}: {detail}", req.event_id, kind.reason()));
                     }
                     (kind.user_message(), kind.reason())
                 }
                 Failure::Timeout => (SendFailure::ProviderUnavailable.user_message(), "TIMEOUT"),
                 Failure::NoOriginationIdentity => {
-                    alerts.push(format!("no origination identity for {:?} (ORIGINATION_IDENTITIES has no default)", req.phone.country()));
+                    alerts.push(format!(
+                        "no origination identity for {:?} (ORIGINATION_IDENTITIES has no default)",
+                        req.phone.country()
+                    ));
                     (SendFailure::ConfigurationError.user_message(), "CONFIGURATION_ERROR")
                 }
                 Failure::Signing(e) => {
@@ -352,9 +377,10 @@ fn resolve(
     let okta = req.msg_template.as_ref().filter(|t| t.contains(&req.otp_code) && t.chars().count() <= 1600);
     match (req.channel, okta) {
         // Escape our placeholder syntax: the text is final.
-        (Channel::Sms, Some(text)) => {
-            Some((Template { body: text.replace("{{", "{ {").replace("@otp", "@ otp"), voice_id: None }, "okta:msgTemplate".into()))
-        }
+        (Channel::Sms, Some(text)) => Some((
+            Template { body: text.replace("{{", "{ {").replace("@otp", "@ otp"), voice_id: None },
+            "okta:msgTemplate".into(),
+        )),
         _ => set.resolve(req.channel, req.locale.as_ref(), default).map(|(l, t)| (t.clone(), l.to_string())),
     }
 }

@@ -134,11 +134,7 @@ pub fn parse(body: &[u8]) -> Result<OtpRequest, BadRequest> {
     let wire: Wire = serde_json::from_slice(body).map_err(|e| {
         let detail = if e.is_data() {
             // serde's own message can quote a value (an OTP, a number): give the position only.
-            format!(
-                "a required field is missing or has the wrong type (line {}, column {})",
-                e.line(),
-                e.column()
-            )
+            format!("a required field is missing or has the wrong type (line {}, column {})", e.line(), e.column())
         } else {
             "the body is not valid JSON".to_string()
         };
@@ -171,7 +167,8 @@ pub fn parse(body: &[u8]) -> Result<OtpRequest, BadRequest> {
     let request = wire.data.context.and_then(|c| c.request);
     let url = request.as_ref().and_then(|r| r.url.as_ref()).and_then(|u| u.value.as_deref()).unwrap_or("");
     let preview = url.trim_end_matches('/').ends_with("/generatePreview");
-    let okta_request_id = request.and_then(|r| r.id).filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()));
+    let okta_request_id =
+        request.and_then(|r| r.id).filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()));
     let user_id = wire.data.user_profile.and_then(|u| u.user_id).filter(|id| id.len() <= 64);
     let request_type = wire.request_type.unwrap_or_default().chars().take(128).collect();
     Ok(OtpRequest {
@@ -247,8 +244,14 @@ mod tests {
             (with(RESET, |v| v["data"]["messageProfile"]["otpCode"] = "123".into()), "INVALID_OTP"),
             (with(RESET, |v| v["data"]["messageProfile"]["otpCode"] = 123456.into()), "MALFORMED_REQUEST"),
             (with(RESET, |v| v["data"]["messageProfile"]["phoneNumber"] = "call me".into()), "INVALID_PHONE_NUMBER"),
-            (with(RESET, |v| v["data"]["messageProfile"]["deliveryChannel"] = "email".into()), "UNSUPPORTED_DELIVERY_CHANNEL"),
-            (with(RESET, |v| v["data"]["messageProfile"].as_object_mut().unwrap().retain(|k, _| k != "phoneNumber")), "MALFORMED_REQUEST"),
+            (
+                with(RESET, |v| v["data"]["messageProfile"]["deliveryChannel"] = "email".into()),
+                "UNSUPPORTED_DELIVERY_CHANNEL",
+            ),
+            (
+                with(RESET, |v| v["data"]["messageProfile"].as_object_mut().unwrap().retain(|k, _| k != "phoneNumber")),
+                "MALFORMED_REQUEST",
+            ),
             (with(RESET, |v| v["eventId"] = "".into()), "INVALID_EVENT_ID"),
             (vec![b' '; MAX_BODY_BYTES + 1], "BODY_TOO_LARGE"),
         ];

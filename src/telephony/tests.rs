@@ -1,2 +1,247 @@
 //! The request path end to end, natively: real auth (pure-Rust RS256), templates from an
 //! in-memory KV, a scripted End User Messaging peer.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::*;
+use crate::auth::rs256::PureRust;
+use crate::template::store::{set_key, Pointer, CURRENT_KEY};
+use crate::testing::issuer::{self, claims, mint};
+use crate::testing::{block_on, json_response, FakeClock, MemKv, ScriptedHttp};
+
+const NOW_MS: u64 = 1_800_000_000_000;
+const RESET: &str = include_str!("../../tests/fixtures/okta/telephony-sms-password-reset.json");
+const VOICE: &str = include_str!("../../tests/fixtures/okta/telephony-voice-mfa.json");
+const PREVIEW: &str = include_str!("../../tests/fixtures/okta/telephony-sms-preview.json");
+
+struct World {
+    iso: Isolate<<PureRust as Rs256>::Key>,
+    http: Rc<ScriptedHttp>,
+    templates: MemKv,
+    state: MemKv,
+    clock: FakeClock,
+    _jwks: issuer::Jwks,
+}
+
+fn settings(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = [
+        ("OKTA_ISSUER", issuer::ISSUER),
+        ("OKTA_AUDIENCE", issuer::AUDIENCE),
+        ("OKTA_ALLOWED_CLIENT_IDS", issuer::CLIENT),
+        ("OKTA_REQUIRED_SCOPE", issuer::SCOPE),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("ORIGINATION_IDENTITIES", r#"{"US":"pool-us","default":"pool-any"}"#),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        m.insert(k.to_string(), v.to_string());
+    }
+    m
+}
+
+fn world(extra: &[(&str, &str)]) -> World {
+    let http = Rc::new(ScriptedHttp::default());
+    let jwks = issuer::serve(&http, |req| {
+        req.header("x-amz-target").map(|_| json_response(200, &format!(r#"{{"MessageId":"mid-{}"}}"#, req.body.len())))
+    });
+    let templates = MemKv::default();
+    let set = crate::template::tests::sample_set();
+    templates.insert(&set_key(set.version()), &set.to_json());
+    templates.insert(CURRENT_KEY, &serde_json::to_string(&Pointer::for_set(&set, 0)).unwrap());
+    let config = Config::from_source(&settings(extra)).unwrap();
+    World {
+        iso: Isolate::new(config),
+        http,
+        templates,
+        state: MemKv::default(),
+        clock: FakeClock::at(NOW_MS),
+        _jwks: jwks,
+    }
+}
+
+impl World {
+    fn call(&self, headers: &[(&str, String)], body: Vec<u8>) -> Outcome {
+        let edge = Edge {
+            http: &self.http,
+            templates_kv: &self.templates,
+            state_kv: &self.state,
+            clock: &self.clock,
+            rs256: &PureRust,
+        };
+        let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        block_on(handle(&self.iso, &edge, header, || async { Ok(body) }, self.clock.now_ms()))
+    }
+    fn bearer(&self) -> Vec<(&'static str, String)> {
+        vec![("Authorization", format!("Bearer {}", mint("a", &claims((NOW_MS / 1000) as i64))))]
+    }
+    fn sends(&self) -> Vec<Value> {
+        self.http
+            .requests
+            .borrow()
+            .iter()
+            .filter(|(r, _)| r.header("x-amz-target").is_some())
+            .map(|(r, _)| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+}
+
+fn body(fixture: &str, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_str(fixture).unwrap();
+    f(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn json_of(o: &Outcome) -> Value {
+    serde_json::from_str(&o.answer.body).unwrap()
+}
+
+#[test]
+fn sends_sms_and_answers_successful() {
+    let w = world(&[]);
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(o.answer.status, 200);
+    let v = json_of(&o);
+    assert_eq!(v["commands"][0]["value"][0]["status"], "SUCCESSFUL");
+    let sends = w.sends();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0]["MessageBody"], "Your code is 905127.");
+    assert_eq!(sends[0]["OriginationIdentity"], "pool-us");
+    // otpExpires in the fixture has passed: TimeToLive is clamped to the API minimum.
+    assert_eq!(sends[0]["TimeToLive"], 5);
+    assert_eq!(
+        v["commands"][0]["value"][0]["transactionId"],
+        format!("mid-{}", serde_json::to_vec(&sends[0]).unwrap().len())
+    );
+}
+
+#[test]
+fn log_line_masks_the_number_and_never_carries_the_code() {
+    let w = world(&[]);
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert!(o.log.contains("\"phone\":\"+14******123\""), "{}", o.log);
+    assert!(!o.log.contains("905127") && !o.log.contains("4155550123"), "{}", o.log);
+    assert!(o.log.contains("\"eventId\":\"Zp0cE3nR8tYw2xQa6vBd4g\""));
+}
+
+#[test]
+fn voice_uses_the_language_fallback_and_speaks_digits() {
+    let w = world(&[]);
+    let o = w.call(&w.bearer(), VOICE.as_bytes().to_vec());
+    assert_eq!(json_of(&o)["commands"][0]["value"][0]["status"], "SUCCESSFUL");
+    let sends = w.sends();
+    assert_eq!(sends[0]["VoiceId"], "LUCIA");
+    assert_eq!(sends[0]["OriginationIdentity"], "pool-any");
+    let ssml = sends[0]["MessageBody"].as_str().unwrap();
+    assert!(ssml.starts_with("<speak>") && !ssml.contains("482913") && ssml.contains(r#"4<break time="400ms"/>8"#));
+}
+
+#[test]
+fn refuses_without_auth_and_sends_nothing() {
+    let w = world(&[]);
+    let o = w.call(&[], RESET.as_bytes().to_vec());
+    assert_eq!(o.answer.status, 401);
+    assert_eq!(json_of(&o)["error"]["errorCauses"][0]["reason"], "MISSING_CREDENTIALS");
+    assert!(w.sends().is_empty());
+}
+
+#[test]
+fn header_mode_compares_the_secret() {
+    let w = world(&[
+        ("OKTA_AUTH_MODE", "header"),
+        ("OKTA_AUTH_HEADER", "X-Hook-Secret"),
+        ("OKTA_HOOK_SECRET", "0123456789abcdef-secret"),
+    ]);
+    let bad = w.call(&[("X-Hook-Secret", "0123456789abcdef-secreT".into())], RESET.as_bytes().to_vec());
+    assert_eq!(bad.answer.status, 401);
+    let good = w.call(&[("x-hook-secret", "0123456789abcdef-secret".into())], RESET.as_bytes().to_vec());
+    assert_eq!(good.answer.status, 200);
+    assert_eq!(w.sends().len(), 1);
+}
+
+#[test]
+fn malformed_body_is_400_and_oversized_is_413() {
+    let w = world(&[]);
+    let o = w.call(&w.bearer(), b"{not json".to_vec());
+    assert_eq!(o.answer.status, 400);
+    let o = w.call(&w.bearer(), body(RESET, |v| v["data"]["messageProfile"]["deliveryChannel"] = "fax".into()));
+    assert_eq!(
+        (o.answer.status, json_of(&o)["error"]["errorCauses"][0]["reason"].as_str()),
+        (400, Some("UNSUPPORTED_DELIVERY_CHANNEL"))
+    );
+    let o = w.call(&w.bearer(), vec![b' '; 70_000]);
+    assert_eq!(o.answer.status, 413);
+    assert!(w.sends().is_empty());
+}
+
+#[test]
+fn replay_returns_the_stored_answer_without_sending() {
+    let w = world(&[]);
+    let first = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    let p = first.persist.clone().unwrap();
+    assert!(p.ttl_s >= REPLAY_MIN_S);
+    let second = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(first.answer, second.answer);
+    assert_eq!(w.sends().len(), 1);
+    assert!(second.persist.is_none());
+    // Another isolate (empty memory) finds the record in KV.
+    w.state.insert(&p.key, &p.value);
+    let other = World { iso: Isolate::new(Config::from_source(&settings(&[])).unwrap()), ..world(&[]) };
+    other.state.insert(&p.key, &p.value);
+    let third = other.call(&other.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(third.answer, first.answer);
+    assert!(other.sends().is_empty());
+    // Same eventId, different content: a different request.
+    let changed = w.call(&w.bearer(), body(RESET, |v| v["data"]["messageProfile"]["otpCode"] = "111222".into()));
+    assert_eq!(changed.answer.status, 200);
+    assert_eq!(w.sends().len(), 2);
+}
+
+#[test]
+fn failure_answers_are_replayed_too() {
+    let w = world(&[]);
+    // Warm the keys first so the scripted AWS answer below is not consumed by the JWKS fetch.
+    let _ = w.call(&w.bearer(), body(RESET, |v| v["eventId"] = "warm".into()));
+    let n = w.sends().len();
+    w.http.push(Ok(json_response(400, r#"{"__type":"ConflictException","Reason":"DESTINATION_PHONE_NUMBER_OPTED_OUT","Message":"opted out +14155550123"}"#)));
+    let first = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    let v = json_of(&first);
+    assert_eq!(v["error"]["errorCauses"][0]["reason"], "OPTED_OUT");
+    assert!(!first.answer.body.contains("Conflict") && !first.answer.body.contains("4155550123"));
+    let again = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(first.answer, again.answer);
+    assert_eq!(w.sends().len(), n + 1);
+}
+
+#[test]
+fn preview_policy_simulate_sends_nothing() {
+    let w = world(&[("PREVIEW_POLICY", "simulate")]);
+    let o = w.call(&w.bearer(), PREVIEW.as_bytes().to_vec());
+    let v = json_of(&o);
+    assert_eq!(v["commands"][0]["value"][0]["status"], "SUCCESSFUL");
+    assert!(v["commands"][0]["value"][0]["transactionId"].as_str().unwrap().starts_with("preview-"));
+    assert!(w.sends().is_empty());
+    // The default policy sends previews like any request.
+    let w = world(&[]);
+    w.call(&w.bearer(), PREVIEW.as_bytes().to_vec());
+    assert_eq!(w.sends()[0]["DestinationPhoneNumber"], "+9876543210");
+}
+
+#[test]
+fn without_published_templates_sms_uses_oktas_text_and_voice_the_builtin() {
+    let w = world(&[]);
+    let empty = MemKv::default();
+    let w = World { templates: empty, ..w };
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert!(o.alerts.iter().any(|a| a.contains("built-in")));
+    assert_eq!(w.sends()[0]["MessageBody"], "Your verification code is 905127");
+    w.call(&w.bearer(), VOICE.as_bytes().to_vec());
+    assert_eq!(w.sends()[1]["VoiceId"], "JOANNA");
+    assert_eq!(w.state.writes(), 0, "replay records are persisted by the shell, after answering");
+    assert_eq!(w.state.ttl("none"), None);
+}

@@ -144,7 +144,10 @@ fn check_placeholders(body: &str) -> Result<(), TemplateError> {
         };
         let name = after[..end].trim();
         if name != "otp" {
-            return Err(TemplateError::UnknownPlaceholder(format!("{{{{{}}}}}", name.chars().take(40).collect::<String>())));
+            return Err(TemplateError::UnknownPlaceholder(format!(
+                "{{{{{}}}}}",
+                name.chars().take(40).collect::<String>()
+            )));
         }
         found = true;
         rest = &after[end + 2..];
@@ -195,7 +198,11 @@ impl TemplateSet {
         let mut rejected = Vec::new();
         for (raw_locale, entry) in entries {
             let Some(locale) = Locale::parse(&raw_locale) else {
-                rejected.push(Rejected { locale: raw_locale.clone(), channel: None, error: TemplateError::BadLocale(raw_locale) });
+                rejected.push(Rejected {
+                    locale: raw_locale.clone(),
+                    channel: None,
+                    error: TemplateError::BadLocale(raw_locale),
+                });
                 continue;
             };
             let slot = locales.entry(locale.clone()).or_default();
@@ -220,7 +227,9 @@ impl TemplateSet {
         for (locale, t) in locales {
             for (c, tpl) in [(Channel::Sms, &t.sms), (Channel::Voice, &t.voice)] {
                 if let Some(tpl) = tpl {
-                    for part in [locale.to_string().as_str(), c.as_str(), tpl.voice_id.as_deref().unwrap_or(""), &tpl.body] {
+                    for part in
+                        [locale.to_string().as_str(), c.as_str(), tpl.voice_id.as_deref().unwrap_or(""), &tpl.body]
+                    {
                         h.update((part.len() as u64).to_le_bytes());
                         h.update(part.as_bytes());
                     }
@@ -248,7 +257,12 @@ impl TemplateSet {
     }
 
     /// Finds the template for a channel along the fallback chain of `requested`.
-    pub fn resolve(&self, channel: Channel, requested: Option<&Locale>, default: &Locale) -> Option<(&Locale, &Template)> {
+    pub fn resolve(
+        &self,
+        channel: Channel,
+        requested: Option<&Locale>,
+        default: &Locale,
+    ) -> Option<(&Locale, &Template)> {
         let have: Vec<Locale> =
             self.locales.iter().filter(|(_, t)| t.get(channel).is_some()).map(|(l, _)| l.clone()).collect();
         let chain = crate::locale::fallback_chain(requested, default, &have);
@@ -316,7 +330,10 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_unknown_placeholder() {
-        assert!(matches!(sms("Code {{otp}} for {{name}}").validate(Channel::Sms), Err(TemplateError::UnknownPlaceholder(_))));
+        assert!(matches!(
+            sms("Code {{otp}} for {{name}}").validate(Channel::Sms),
+            Err(TemplateError::UnknownPlaceholder(_))
+        ));
         assert!(matches!(sms("Code {{otp").validate(Channel::Sms), Err(TemplateError::UnknownPlaceholder(_))));
     }
 
@@ -332,7 +349,10 @@ pub(crate) mod tests {
             Template { body: "<speak>{{otp}}</speak>".into(), voice_id: None }.validate(Channel::Voice),
             Err(TemplateError::MissingVoiceId)
         );
-        assert!(matches!(voice("<speak>{{otp}}</speak>", "HAL9000").validate(Channel::Voice), Err(TemplateError::UnknownVoiceId(_))));
+        assert!(matches!(
+            voice("<speak>{{otp}}</speak>", "HAL9000").validate(Channel::Voice),
+            Err(TemplateError::UnknownVoiceId(_))
+        ));
         assert!(matches!(voice("<speak>{{otp}}", "JOANNA").validate(Channel::Voice), Err(TemplateError::BadSsml(_))));
         assert_eq!(sms("{{otp}}").validate(Channel::Sms), Ok(()));
         assert_eq!(voice("<speak>{{otp}}</speak>", "JOANNA").validate(Channel::Sms), Err(TemplateError::VoiceIdOnSms));
@@ -349,7 +369,10 @@ pub(crate) mod tests {
     #[test]
     fn build_keeps_valid_and_reports_invalid() {
         let entries = vec![
-            ("EN-us".to_string(), LocaleTemplates { sms: Some(sms("{{otp}}")), voice: Some(voice("<speak>x</speak>", "JOANNA")) }),
+            (
+                "EN-us".to_string(),
+                LocaleTemplates { sms: Some(sms("{{otp}}")), voice: Some(voice("<speak>x</speak>", "JOANNA")) },
+            ),
             ("not a locale".to_string(), LocaleTemplates { sms: Some(sms("{{otp}}")), voice: None }),
         ];
         let (set, rejected) = TemplateSet::build(entries);
@@ -365,7 +388,8 @@ pub(crate) mod tests {
         let b = TemplateSet::from_json(&a.to_json()).unwrap().0;
         assert_eq!(a.version(), b.version());
         assert_eq!(a, b);
-        let mut entries: Vec<(String, LocaleTemplates)> = a.locales().map(|(l, t)| (l.to_string(), t.clone())).collect();
+        let mut entries: Vec<(String, LocaleTemplates)> =
+            a.locales().map(|(l, t)| (l.to_string(), t.clone())).collect();
         entries[0].1.sms = Some(sms("Changed {{otp}}"));
         assert_ne!(TemplateSet::build(entries).0.version(), a.version());
     }
@@ -387,6 +411,9 @@ pub(crate) mod tests {
     #[test]
     fn from_json_rejects_non_sets() {
         assert!(TemplateSet::from_json("[]").is_err());
-        assert!(TemplateSet::from_json(r#"{"version":"x","templates":{"en-US":{"sms":{"body":"{{otp}}","extra":1}}}}"#).is_err());
+        assert!(TemplateSet::from_json(
+            r#"{"version":"x","templates":{"en-US":{"sms":{"body":"{{otp}}","extra":1}}}}"#
+        )
+        .is_err());
     }
 }

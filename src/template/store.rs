@@ -37,7 +37,12 @@ pub struct Pointer {
 
 impl Pointer {
     pub fn for_set(set: &TemplateSet, now_ms: u64) -> Pointer {
-        Pointer { version: set.version().to_string(), key: set_key(set.version()), published_at_ms: now_ms, templates: set.len() }
+        Pointer {
+            version: set.version().to_string(),
+            key: set_key(set.version()),
+            published_at_ms: now_ms,
+            templates: set.len(),
+        }
     }
 }
 
@@ -81,18 +86,27 @@ impl TemplateCache {
                 return Loaded { set: c.set.clone(), origin: c.origin, alert: None };
             }
         }
-        let cached_version = self.state.borrow().as_ref().filter(|c| c.origin == Origin::Kv).map(|c| c.set.version().to_string());
+        let cached_version =
+            self.state.borrow().as_ref().filter(|c| c.origin == Origin::Kv).map(|c| c.set.version().to_string());
         let (fresh, alert) = match load(kv, cached_version.as_deref()).await {
             Ok(Some(Fetched::Same)) => (None, None),
             Ok(Some(Fetched::New(set, rejected))) => {
                 let alert = (!rejected.is_empty()).then(|| {
-                    format!("template set {} has {} invalid templates (not served): {}", set.version(), rejected.len(), join(&rejected))
+                    format!(
+                        "template set {} has {} invalid templates (not served): {}",
+                        set.version(),
+                        rejected.len(),
+                        join(&rejected)
+                    )
                 });
                 (Some((Rc::new(set), Origin::Kv)), alert)
             }
             Ok(None) => (
                 Some((builtin(), Origin::Builtin)),
-                Some("no template set in KV: serving the built-in English templates (run the template sync or kv-seed)".into()),
+                Some(
+                    "no template set in KV: serving the built-in English templates (run the template sync or kv-seed)"
+                        .into(),
+                ),
             ),
             Err(e) => (None, Some(format!("could not read templates from KV ({e}); keeping the templates in use"))),
         };
@@ -129,7 +143,8 @@ async fn load<K: Kv>(kv: &K, cached_version: Option<&str>) -> Result<Option<Fetc
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} is missing", pointer.key))?;
-    let (set, rejected) = TemplateSet::from_json(&doc).map_err(|e| format!("{} is not a template set: {e}", pointer.key))?;
+    let (set, rejected) =
+        TemplateSet::from_json(&doc).map_err(|e| format!("{} is not a template set: {e}", pointer.key))?;
     if set.is_empty() {
         return Err(format!("{} holds no valid template", pointer.key));
     }

@@ -156,7 +156,7 @@ def wrangler_env() -> dict:
 
 class WorkerInstance:
     def __init__(self, name: str, vars: dict, aws: MockMessaging, okta: MockOkta | None,
-                 persist: Path, env: dict, sensitive: Sensitive):
+                 persist: Path, env: dict, sensitive: Sensitive, env_file: Path):
         self.name = name
         self.vars = dict(vars)
         self.aws = aws
@@ -169,7 +169,9 @@ class WorkerInstance:
         self._log_lock = threading.Lock()
         cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", "wrangler.toml",
                "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
-               "--persist-to", str(persist), "--show-interactive-dev-session=false"]
+               "--persist-to", str(persist), "--show-interactive-dev-session=false",
+               # an explicit (empty) env file: a developer's .dev.vars must not leak into the tests
+               "--env-file", str(env_file)]
         for k, v in self.vars.items():
             cmd += ["--var", f"{k}:{v}"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -307,10 +309,9 @@ class WorkerFactory:
         okta = okta or self.mocks.okta
         vars = self.base_vars(okta, aws)
         for k, v in (extra or {}).items():
-            if v is None:
-                vars.pop(k, None)
-            else:
-                vars[k] = str(v)
+            # None = unset. An empty --var shadows a [vars] entry of wrangler.toml, and the Worker
+            # treats an empty setting as absent.
+            vars[k] = "" if v is None else str(v)
         key = tuple(sorted(vars.items()))
         with self._lock:
             if key in self.instances:
@@ -324,7 +325,9 @@ class WorkerFactory:
                     self._env = wrangler_env()
                 persist = self.tmp / f"state-{len(self.instances) + len(self.failed)}-{name}"
                 shutil.copytree(self._seed(), persist)
-                inst = WorkerInstance(name, vars, aws, okta, persist, self._env, self.sensitive)
+                env_file = self.tmp / "empty.env"
+                env_file.touch()
+                inst = WorkerInstance(name, vars, aws, okta, persist, self._env, self.sensitive, env_file)
                 try:
                     took = inst.wait_ready()
                 except Exception:
@@ -357,8 +360,12 @@ class WorkerFactory:
         return out
 
     def close(self):
-        for inst in self.instances.values():
+        dump = os.environ.get("E2E_DUMP_LOGS")  # a directory: keep each instance's wrangler output
+        for i, inst in enumerate(self.instances.values()):
             inst.stop()
+            if dump:
+                Path(dump).mkdir(parents=True, exist_ok=True)
+                (Path(dump) / f"{i}-{inst.name}.log").write_text(inst.logs())
 
 
 @pytest.fixture(scope="session")
@@ -403,5 +410,7 @@ def header_worker(worker_factory, mocks):
 
 @pytest.fixture(scope="session")
 def rotation_worker(worker_factory, mocks):
-    """OAuth mode against its own Okta mock, so that JWKS fetches can be counted exactly."""
-    return worker_factory.get("rotation", {"OKTA_JWKS_REFETCH_COOLDOWN_SECONDS": "3"}, okta=mocks.okta_rotation)
+    """OAuth mode against its own Okta mock, so that JWKS fetches can be counted exactly; a short
+    refetch cooldown and the maximum clock leeway."""
+    return worker_factory.get("rotation", {"OKTA_JWKS_REFETCH_COOLDOWN_SECONDS": "3", "OKTA_CLOCK_SKEW_SECONDS": "120"},
+                              okta=mocks.okta_rotation)

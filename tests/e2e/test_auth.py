@@ -95,6 +95,8 @@ REJECTED_CLAIMS = {
     "scp_superstring": lambda o: {"scp": "okta.telephony.sendx"},
     "scp_empty": lambda o: {"scp": []},
     "exp_past_beyond_leeway": lambda o: {"exp": _now() - 300, "iat": _now() - 3900},
+    "exp_90s_ago_default_leeway_60": lambda o: {"exp": _now() - 90, "iat": _now() - 3690},
+    "nbf_90s_ahead_default_leeway_60": lambda o: {"nbf": _now() + 90},
     "exp_missing": lambda o: {"exp": None},
     "exp_not_a_number": lambda o: {"exp": "tomorrow"},
     "nbf_future_beyond_leeway": lambda o: {"nbf": _now() + 600},
@@ -205,6 +207,18 @@ def test_rotation_refetch_and_cooldown(rotation_worker):
     assert_successful(post(w, o.mint()), w.aws)
     assert o.jwks_requests == before + 1
     assert o.attacker_requests == 0
+
+
+@pytest.mark.parametrize("offset,accepted", [(-100, True), (-200, False)])
+def test_configured_leeway_of_120s(rotation_worker, offset, accepted):
+    """The rotation instance sets OKTA_CLOCK_SKEW_SECONDS=120."""
+    w = rotation_worker
+    w.aws.reset()
+    tok = w.okta.mint(exp=_now() + offset, iat=_now() + offset - 3600)
+    if accepted:
+        assert_successful(post(w, tok), w.aws)
+    else:
+        assert_unauthorized(post(w, tok), w.aws)
 
 
 # ---- header-secret mode ----------------------------------------------------------------------------

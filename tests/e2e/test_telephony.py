@@ -256,7 +256,6 @@ BAD = {
     "no_phone": _drop(MP + ("phoneNumber",)),
     "no_otp": _drop(MP + ("otpCode",)),
     "no_channel": _drop(MP + ("deliveryChannel",)),
-    "no_expiry": _drop(MP + ("otpExpires",)),
     "otp_number_type": _set(MP + ("otpCode",), 12345678),
     "phone_number_type": _set(MP + ("phoneNumber",), 14155550123),
     "channel_number_type": _set(MP + ("deliveryChannel",), 1),
@@ -282,6 +281,17 @@ def test_malformed_payload_is_400(w, name):
     make = BAD[name]
     body = make if isinstance(make, bytes) else make(variant(SMS_FIXTURE))
     assert_bad_request(w.post_telephony(body), w.aws)
+
+
+@pytest.mark.parametrize("field", ["otpExpires", "locale", "msgTemplate"])
+def test_optional_message_profile_fields(w, field):
+    """Okta always sends these, but the Worker can deliver without them: it does not refuse."""
+    body = variant(SMS_FIXTURE)
+    del mp(body)[field]
+    rec = assert_successful(w.post_telephony(body), w.aws)
+    assert_clean_request(rec)
+    if field == "locale":
+        assert rec["params"]["MessageBody"] == expected_sms_body("en-US", mp(body)["otpCode"])
 
 
 def test_oversized_body_is_413(w):
@@ -388,6 +398,18 @@ def test_hang_past_the_deadline_is_a_timeout(hw):
     assert len(hw.aws.requests()) == 1, "no retry after a timeout"
 
 
+def test_retries_stay_within_the_deadline(hw):
+    hw.aws.script([{"status": 503, "raw": "busy"}, {"hang": 10}, {"ok": True}])
+    t0 = time.monotonic()
+    r = hw.post_telephony(variant(SMS_FIXTURE))
+    elapsed = time.monotonic() - t0
+    body = assert_delivery_error(r, None)
+    assert body["error"]["errorCauses"][0]["reason"] in ("TIMEOUT", "PROVIDER_UNAVAILABLE"), body
+    assert elapsed < 1.5 + 1.0, f"answered after {elapsed:.2f}s with DEADLINE_MS=1500"
+    time.sleep(0.5)
+    assert len(hw.aws.requests()) == 2
+
+
 # ---- idempotency -----------------------------------------------------------------------------------
 def test_replay_of_a_success_is_identical_and_not_resent(w):
     body = variant(SMS_FIXTURE)
@@ -476,12 +498,12 @@ def test_one_json_log_line_per_request_with_masked_phone(w):
     assert len(lines) >= 1, "no log line carries the eventId"
     parsed = []
     for l in lines:
-        start = l.find("{")
         try:
-            parsed.append(json.loads(l[start:]))
+            parsed.append(json.loads(l))
         except ValueError:
             pass
-    assert parsed, f"no JSON log line: {lines}"
+    assert len(parsed) == 1, f"expected exactly one JSON log line for the request: {lines}"
+    assert parsed[0].get("eventId") == body["eventId"], parsed[0]
     assert any(masked(phone).search(l) for l in lines), lines
     text = "\n".join(lines)
     assert mp(body)["otpCode"] not in text and phone not in text and phone[1:] not in text
