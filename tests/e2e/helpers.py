@@ -11,7 +11,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(os.environ.get("E2E_ROOT") or Path(__file__).resolve().parents[2])  # E2E_ROOT: another checkout
-FIXTURES = Path("/work/shared/fixtures/okta")
+# Okta-shaped request bodies (copied from the shared fixtures into the repo).
+FIXTURES = ROOT / "tests" / "fixtures" / "okta"
 TEMPLATES = Path(__file__).resolve().parents[2] / "kv-seed" / "templates"
 
 PROVIDER = "AWS End User Messaging"
