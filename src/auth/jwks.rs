@@ -33,8 +33,10 @@ const RETRY_AFTER_FAILURE_MS: u64 = 5_000;
 struct State<K> {
     keys: HashMap<String, K>,
     fresh_until_ms: u64,
-    /// No new fetch before this time (the cooldown; shorter after a failed fetch).
-    next_fetch_ms: u64,
+    /// No refetch for an unknown `kid` before this time (the cooldown: a negative cache).
+    next_unknown_kid_fetch_ms: u64,
+    /// No fetch at all before this time (a short pause after a failed fetch).
+    next_any_fetch_ms: u64,
     inflight: Option<Shared<LocalBoxFuture<'static, Result<(), String>>>>,
     fetches: u64,
 }
@@ -54,7 +56,8 @@ impl<K: Clone + 'static> JwksCache<K> {
             state: Rc::new(RefCell::new(State {
                 keys: HashMap::new(),
                 fresh_until_ms: 0,
-                next_fetch_ms: 0,
+                next_unknown_kid_fetch_ms: 0,
+                next_any_fetch_ms: 0,
                 inflight: None,
                 fetches: 0,
             })),
@@ -75,14 +78,18 @@ impl<K: Clone + 'static> JwksCache<K> {
     {
         let (known, fresh, may_refetch, inflight) = {
             let s = self.state.borrow();
-            (s.keys.get(kid).cloned(), now_ms < s.fresh_until_ms, now_ms >= s.next_fetch_ms, s.inflight.clone())
+            let stale = s.keys.is_empty() || now_ms >= s.fresh_until_ms;
+            // A stale cache is refreshed; a fresh one is refetched for an unknown kid at most
+            // once per cooldown.
+            let allowed = now_ms >= s.next_any_fetch_ms && (stale || now_ms >= s.next_unknown_kid_fetch_ms);
+            (s.keys.get(kid).cloned(), !stale, allowed, s.inflight.clone())
         };
         if let (Some(k), true) = (&known, fresh) {
             return Ok(k.clone());
         }
         let fetch = match inflight {
             Some(f) => Some(f),
-            None if may_refetch => Some(self.start_fetch(now_ms, timeout_ms, http.clone(), rs.clone())),
+            None if may_refetch => Some(self.start_fetch(now_ms, timeout_ms, fresh, http.clone(), rs.clone())),
             None => None,
         };
         let mut fetch_error = None;
@@ -105,6 +112,7 @@ impl<K: Clone + 'static> JwksCache<K> {
         &self,
         now_ms: u64,
         timeout_ms: u64,
+        for_unknown_kid: bool,
         http: H,
         rs: V,
     ) -> Shared<LocalBoxFuture<'static, Result<(), String>>>
@@ -125,7 +133,7 @@ impl<K: Clone + 'static> JwksCache<K> {
                     Ok(())
                 }
                 Err(e) => {
-                    s.next_fetch_ms = s.next_fetch_ms.min(now_ms + RETRY_AFTER_FAILURE_MS);
+                    s.next_any_fetch_ms = now_ms + RETRY_AFTER_FAILURE_MS;
                     Err(e)
                 }
             }
@@ -133,7 +141,9 @@ impl<K: Clone + 'static> JwksCache<K> {
         .boxed_local()
         .shared();
         let mut s = self.state.borrow_mut();
-        s.next_fetch_ms = now_ms + self.cooldown_ms;
+        if for_unknown_kid {
+            s.next_unknown_kid_fetch_ms = now_ms + self.cooldown_ms;
+        }
         s.fetches += 1;
         s.inflight = Some(fut.clone());
         fut

@@ -203,6 +203,15 @@ fn unknown_kid_then_rotated_key_is_accepted_after_one_refetch() {
 }
 
 #[test]
+fn key_rotated_right_after_the_first_fetch_is_found() {
+    let e = env();
+    assert!(e.check(&mint("a", &claims(NOW_S))).is_ok());
+    e.served.published.borrow_mut().push("b");
+    assert!(e.check_at(&mint("b", &claims(NOW_S)), NOW_MS + 1_000).is_ok());
+    assert_eq!(e.fetches(), 2);
+}
+
+#[test]
 fn flood_of_unknown_kids_costs_one_refetch_per_cooldown() {
     let e = env();
     assert!(e.check(&mint("a", &claims(NOW_S))).is_ok());
