@@ -11,6 +11,7 @@ pub mod edge;
 pub mod locale;
 pub mod phone;
 pub mod ssml;
+pub mod sync;
 pub mod template;
 pub mod voice;
 

@@ -1,23 +1,30 @@
-//! Turns `kv-seed/templates/*.json` into a `wrangler kv bulk put` file, validating every template
-//! with the same code that validates what the sync job publishes. Fails (exit 1) on any invalid
-//! template, naming it.
+//! Turns `kv-seed/templates/*.json` into what the two template stores load, validating every
+//! template with the same code that validates what the sync job publishes. Fails (exit 1) on any
+//! invalid template, naming it.
 //!
-//! Usage: kv-seed [--dir kv-seed/templates] --out FILE
+//! - `--out FILE`: a `wrangler kv bulk put` file (the set and the pointer; `scripts/seed-kv`);
+//! - `--dynamodb-out FILE`: a JSON array of DynamoDB items in the project's own format
+//!   (`locale`, `channel`, `body`, `voiceId`, `updatedAt`; see `sync::items`), one per template,
+//!   for `scripts/seed-dynamodb`.
+//!
+//! Usage: kv-seed [--dir kv-seed/templates] [--out FILE] [--dynamodb-out FILE]
 
 use std::process::ExitCode;
 
+use okta_edge_hooks::sync::items::own_item;
 use okta_edge_hooks::template::store::{set_key, Pointer, CURRENT_KEY};
-use okta_edge_hooks::template::{LocaleTemplates, TemplateSet};
+use okta_edge_hooks::template::{Channel, LocaleTemplates, TemplateSet};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let dir = arg("--dir").unwrap_or_else(|| "kv-seed/templates".into());
-    let Some(out) = arg("--out") else {
-        eprintln!("usage: kv-seed [--dir DIR] --out FILE");
+    let (out, dynamodb_out) = (arg("--out"), arg("--dynamodb-out"));
+    if out.is_none() && dynamodb_out.is_none() {
+        eprintln!("usage: kv-seed [--dir DIR] [--out FILE] [--dynamodb-out FILE]");
         return ExitCode::from(2);
-    };
-    match run(&dir, &out) {
+    }
+    match run(&dir, out.as_deref(), dynamodb_out.as_deref()) {
         Ok(summary) => {
             eprintln!("{summary}");
             ExitCode::SUCCESS
@@ -29,7 +36,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(dir: &str, out: &str) -> Result<String, String> {
+fn run(dir: &str, out: Option<&str>, dynamodb_out: Option<&str>) -> Result<String, String> {
     let mut entries = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("{dir}: {e}"))?
@@ -51,11 +58,36 @@ fn run(dir: &str, out: &str) -> Result<String, String> {
     }
     let now_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    let pointer = Pointer::for_set(&set, now_ms);
-    let bulk = serde_json::json!([
-        {"key": set_key(set.version()), "value": set.to_json()},
-        {"key": CURRENT_KEY, "value": serde_json::to_string(&pointer).map_err(|e| e.to_string())?},
-    ]);
-    std::fs::write(out, bulk.to_string()).map_err(|e| format!("{out}: {e}"))?;
-    Ok(format!("kv-seed: {count} locales, {} templates, version {} → {out}", set.len(), set.version()))
+    let mut written = Vec::new();
+    if let Some(out) = out {
+        let pointer = Pointer::for_set(&set, now_ms);
+        let bulk = serde_json::json!([
+            {"key": set_key(set.version()), "value": set.to_json()},
+            {"key": CURRENT_KEY, "value": serde_json::to_string(&pointer).map_err(|e| e.to_string())?},
+        ]);
+        std::fs::write(out, bulk.to_string()).map_err(|e| format!("{out}: {e}"))?;
+        written.push(out.to_string());
+    }
+    if let Some(path) = dynamodb_out {
+        let updated_at = rfc3339(now_ms / 1000);
+        let mut items = Vec::new();
+        for (locale, t) in set.locales() {
+            for channel in [Channel::Sms, Channel::Voice] {
+                if let Some(template) = t.get(channel) {
+                    items.push(own_item(locale, channel, template, Some(&updated_at)));
+                }
+            }
+        }
+        let json = serde_json::to_string_pretty(&items).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{path}: {e}"))?;
+        written.push(format!("{path} ({} DynamoDB items)", items.len()));
+    }
+    Ok(format!("kv-seed: {count} locales, {} templates, version {} → {}", set.len(), set.version(), written.join(", ")))
+}
+
+/// `2026-01-31T12:00:00Z` from Unix seconds.
+fn rfc3339(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }
