@@ -17,50 +17,63 @@ pub struct FetchHttp;
 
 impl Http for FetchHttp {
     async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError> {
-        let headers = Headers::new();
-        for (k, v) in &req.headers {
-            headers.set(k, v).map_err(|e| FetchError::Network(format!("header {k}: {e}")))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(Method::from(req.method.to_string()))
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual);
-        if !req.body.is_empty() {
-            let bytes = js_sys::Uint8Array::from(req.body.as_slice());
-            init.with_body(Some(JsValue::from(bytes)));
-        }
-        let request = Request::new_with_init(&req.url, &init).map_err(|e| FetchError::Network(e.to_string()))?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(request);
-        let sending = Box::pin(fetch.send_with_signal(&signal));
-        let timer = Delay::from(Duration::from_millis(timeout_ms));
-        let mut resp = match select(sending, timer).await {
-            Either::Left((Ok(r), _)) => r,
-            Either::Left((Err(e), _)) => return Err(FetchError::Network(e.to_string())),
-            Either::Right(_) => {
-                controller.abort();
-                return Err(FetchError::Timeout);
-            }
-        };
-        if resp
-            .headers()
-            .get("content-length")
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n > MAX_RESPONSE_BYTES)
-        {
-            return Err(FetchError::BodyTooLarge);
-        }
-        let status = resp.status_code();
-        let headers: Vec<(String, String)> = resp.headers().entries().collect();
-        let body = resp.bytes().await.map_err(|e| FetchError::Network(e.to_string()))?;
-        if body.len() > MAX_RESPONSE_BYTES {
-            return Err(FetchError::BodyTooLarge);
-        }
-        Ok(HttpResponse { status, headers, body })
+        fetch_bounded(req, timeout_ms, MAX_RESPONSE_BYTES).await
     }
+}
+
+/// `fetch` with another bound on the response body (DynamoDB Scan pages can exceed
+/// [`MAX_RESPONSE_BYTES`]).
+#[derive(Clone, Copy)]
+pub struct BoundedFetch(pub usize);
+
+impl Http for BoundedFetch {
+    async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError> {
+        fetch_bounded(req, timeout_ms, self.0).await
+    }
+}
+
+async fn fetch_bounded(req: HttpRequest, timeout_ms: u64, max_bytes: usize) -> Result<HttpResponse, FetchError> {
+    let headers = Headers::new();
+    for (k, v) in &req.headers {
+        headers.set(k, v).map_err(|e| FetchError::Network(format!("header {k}: {e}")))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(req.method.to_string())).with_headers(headers).with_redirect(RequestRedirect::Manual);
+    if !req.body.is_empty() {
+        let bytes = js_sys::Uint8Array::from(req.body.as_slice());
+        init.with_body(Some(JsValue::from(bytes)));
+    }
+    let request = Request::new_with_init(&req.url, &init).map_err(|e| FetchError::Network(e.to_string()))?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timer = Delay::from(Duration::from_millis(timeout_ms));
+    let mut resp = match select(sending, timer).await {
+        Either::Left((Ok(r), _)) => r,
+        Either::Left((Err(e), _)) => return Err(FetchError::Network(e.to_string())),
+        Either::Right(_) => {
+            controller.abort();
+            return Err(FetchError::Timeout);
+        }
+    };
+    if resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > max_bytes)
+    {
+        return Err(FetchError::BodyTooLarge);
+    }
+    let status = resp.status_code();
+    let headers: Vec<(String, String)> = resp.headers().entries().collect();
+    let body = resp.bytes().await.map_err(|e| FetchError::Network(e.to_string()))?;
+    if body.len() > max_bytes {
+        return Err(FetchError::BodyTooLarge);
+    }
+    Ok(HttpResponse { status, headers, body })
 }
 
 pub struct WorkerKv(pub KvStore);

@@ -2,7 +2,9 @@
 //! `Response`. Everything here is plumbing; decisions live in the core.
 //!
 //! - `shell::bindings`: `edge` traits over `fetch`, Workers KV and `Date.now()`;
-//! - RS256 goes through `crate::webcrypto` (`crypto.subtle`).
+//! - RS256 goes through `crate::webcrypto` (`crypto.subtle`);
+//! - the template sync (`crate::sync`) runs on the Cron Trigger (`#[event(scheduled)]`) and
+//!   behind `/admin/templates/*`; its settings are read apart from the hook's, on every run.
 
 mod bindings;
 
@@ -10,12 +12,17 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Response};
+use worker::{
+    console_error, console_log, event, Context, Date, Env, Method, Request, Response, ScheduleContext, ScheduledEvent,
+};
 
+use crate::aws::dynamodb;
 use crate::config::{self, Config};
+use crate::sync::admin::{self, Gate, Handled, Op, SyncEdge};
+use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
 use crate::webcrypto::WebCrypto;
-use bindings::{FetchHttp, JsClock, WorkerKv};
+use bindings::{BoundedFetch, FetchHttp, JsClock, WorkerKv};
 
 /// Every setting the Worker reads (vars and secrets alike).
 const SETTINGS: &[&str] = &[
@@ -48,6 +55,19 @@ const SETTINGS: &[&str] = &[
 
 thread_local! {
     static ISOLATE: RefCell<Option<Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigError>>> = const { RefCell::new(None) };
+    /// One template sync at a time in this isolate (cron tick or admin request).
+    static SYNC_GATE: Rc<Gate> = Rc::new(Gate::default());
+}
+
+/// The named settings that are set, from vars or secrets.
+fn read_settings(env: &Env, names: &[&str]) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let v = env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok()?;
+            Some((name.to_string(), v))
+        })
+        .collect()
 }
 
 /// Configuration is read once per isolate; a bad setting is reported on every request (500),
@@ -56,17 +76,7 @@ fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigE
     ISOLATE.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
-            let settings: BTreeMap<String, String> = SETTINGS
-                .iter()
-                .filter_map(|name| {
-                    let v = env
-                        .var(name)
-                        .map(|v| v.to_string())
-                        .or_else(|_| env.secret(name).map(|s| s.to_string()))
-                        .ok()?;
-                    Some((name.to_string(), v))
-                })
-                .collect();
+            let settings = read_settings(env, SETTINGS);
             *cell = Some(Config::from_source(&settings).map(|c| Rc::new(Isolate::new(c))));
         }
         cell.as_ref().expect("just filled").clone()
@@ -81,9 +91,72 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
         ("/okta/telephony", Method::Post) => telephony_hook(&mut req, &env, &ctx, started_ms).await?,
         ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
+        ("/admin/templates/sync", Method::Post) => admin_request(&req, &env, Op::Sync).await?,
+        ("/admin/templates/status", Method::Get) => admin_request(&req, &env, Op::Status).await?,
+        ("/admin/templates/sync", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
+        ("/admin/templates/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
         _ => answer::plain_error(404, "Not found", "NOT_FOUND"),
     };
-    respond(answer, path == "/okta/telephony" && answer_is_unauthorized_oauth(&env))
+    let challenge = if path.starts_with("/admin/") {
+        Some(r#"Bearer realm="admin""#)
+    } else if path == "/okta/telephony" && answer_is_unauthorized_oauth(&env) {
+        Some(r#"Bearer error="invalid_token""#)
+    } else {
+        None
+    };
+    respond(answer, challenge)
+}
+
+/// The sync's edge services: DynamoDB pages may be larger than what the hook accepts.
+const SYNC_HTTP: BoundedFetch = BoundedFetch(dynamodb::MAX_RESPONSE_BYTES);
+
+async fn admin_request(req: &Request, env: &Env, op: Op) -> worker::Result<Answer> {
+    let settings = read_settings(env, sync_config::SETTINGS);
+    let kv = WorkerKv(env.kv("TEMPLATES")?);
+    let edge = SyncEdge { http: &SYNC_HTTP, kv: &kv, clock: &JsClock };
+    let gate = SYNC_GATE.with(Rc::clone);
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let handled = admin::handle(
+        op,
+        authorization.as_deref(),
+        sync_config::admin_secret(&settings),
+        SyncConfig::from_source(&settings),
+        &gate,
+        &edge,
+    )
+    .await;
+    emit(&handled);
+    Ok(handled.answer)
+}
+
+/// The Cron Trigger (`[triggers] crons` in wrangler.toml): one template sync.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let settings = read_settings(&env, sync_config::SETTINGS);
+    let kv = match env.kv("TEMPLATES") {
+        Ok(kv) => WorkerKv(kv),
+        Err(e) => {
+            console_error!(
+                "{}",
+                serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("template sync: no TEMPLATES binding: {e}")})
+            );
+            return;
+        }
+    };
+    let edge = SyncEdge { http: &SYNC_HTTP, kv: &kv, clock: &JsClock };
+    let gate = SYNC_GATE.with(Rc::clone);
+    let handled = admin::scheduled(SyncConfig::from_source(&settings), &gate, &edge).await;
+    emit(&handled);
+}
+
+/// Writes a sync's log line and alerts.
+fn emit(handled: &Handled) {
+    if let Some(line) = &handled.log {
+        console_log!("{line}");
+    }
+    for alert in &handled.alerts {
+        console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
+    }
 }
 
 async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms: u64) -> worker::Result<Answer> {
@@ -135,14 +208,14 @@ fn answer_is_unauthorized_oauth(env: &Env) -> bool {
     env.var("OKTA_AUTH_MODE").map(|v| v.to_string() != "header").unwrap_or(true)
 }
 
-fn respond(answer: Answer, bearer_realm: bool) -> worker::Result<Response> {
+fn respond(answer: Answer, challenge: Option<&str>) -> worker::Result<Response> {
     let status = answer.status;
     let mut resp = Response::ok(answer.body)?.with_status(status);
     let h = resp.headers_mut();
     h.set("content-type", "application/json")?;
     h.set("cache-control", "no-store")?;
-    if status == 401 && bearer_realm {
-        h.set("www-authenticate", r#"Bearer error="invalid_token""#)?;
+    if let Some(challenge) = challenge.filter(|_| status == 401) {
+        h.set("www-authenticate", challenge)?;
     }
     Ok(resp)
 }
