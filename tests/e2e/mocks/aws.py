@@ -95,8 +95,9 @@ def _strict_errors(value, shape, path: str, out: list[str]):
             out.append(f"{path}: {value} > max {meta['max']}")
 
 
-def validate_params(op_name: str, params) -> list[str]:
-    op = MODEL.operation_model(op_name)
+def validate_params(op_name: str, params, model=None) -> list[str]:
+    """Errors of `params` against operation `op_name` of `model` (default: pinpoint-sms-voice-v2)."""
+    op = (model or MODEL).operation_model(op_name)
     errors: list[str] = []
     report = ParamValidator().validate(params, op.input_shape)
     if report.has_errors():
@@ -124,6 +125,74 @@ def _parse_authorization(value: str) -> dict:
         raise ValueError(f"malformed Credential {parts['Credential']!r}")
     return {"access_key": cred[0], "date": cred[1], "region": cred[2], "service": cred[3],
             "signed_headers": parts["SignedHeaders"], "signature": parts["Signature"]}
+
+
+def verify_sigv4(method: str, url: str, headers: dict, body: bytes, *, access_key: str, secret_key: str,
+                 session_token: str | None, region: str, service: str,
+                 max_skew_s: int = 300) -> tuple[bool, str | None, dict]:
+    """Checks a SigV4-signed request as AWS would, recomputing the signature with botocore from the
+    method, URL, body and only the signed headers. `headers` keys must be lower-case.
+    Returns (ok, reason, info); shared by every AWS mock."""
+    info: dict = {}
+    auth = headers.get("authorization")
+    if not auth:
+        return False, "missing Authorization header", info
+    try:
+        a = _parse_authorization(auth)
+    except ValueError as e:
+        return False, str(e), info
+    info.update(a)
+    if a["access_key"] != access_key:
+        return False, f"unknown access key id {a['access_key']!r}", info
+    if a["region"] != region:
+        return False, f"credential scope region {a['region']!r} != {region!r}", info
+    if a["service"] != service:
+        return False, f"credential scope service {a['service']!r} != {service!r}", info
+    amz_date = headers.get("x-amz-date")
+    if not amz_date:
+        return False, "missing x-amz-date", info
+    try:
+        t = _dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc)
+    except ValueError:
+        return False, f"malformed x-amz-date {amz_date!r}", info
+    skew = abs(time.time() - t.timestamp())
+    info["skew_s"] = skew
+    if skew > max_skew_s:
+        return False, f"x-amz-date {amz_date} is {skew:.0f}s away from now", info
+    if amz_date[:8] != a["date"]:
+        return False, f"scope date {a['date']} != x-amz-date {amz_date}", info
+    signed = a["signed_headers"].split(";")
+    info["signed_header_list"] = signed
+    if signed != sorted(signed) or any(h != h.lower() for h in signed):
+        return False, f"SignedHeaders not lower-case and sorted: {a['signed_headers']}", info
+    if "host" not in signed:
+        return False, "host is not signed", info
+    missing = [h for h in signed if h not in headers]
+    if missing:
+        return False, f"signed headers absent from the request: {missing}", info
+    token = headers.get("x-amz-security-token")
+    if session_token is not None and token != session_token:
+        return False, "x-amz-security-token missing or wrong", info
+    if session_token is None and token is not None:
+        return False, "unexpected x-amz-security-token", info
+    declared = headers.get("x-amz-content-sha256")
+    if declared is not None and declared != hashlib.sha256(body).hexdigest():
+        return False, "x-amz-content-sha256 does not match the body", info
+
+    req = AWSRequest(method=method, url=url, data=body, headers={h: headers[h] for h in signed})
+    req.context["timestamp"] = amz_date
+    signer = SigV4Auth(Credentials(access_key, secret_key, session_token), service, region)
+    canonical = signer.canonical_request(req)
+    expected_signed = canonical.split("\n")[-2]
+    if expected_signed != a["signed_headers"]:
+        return False, f"signed header list {a['signed_headers']!r} != rebuilt {expected_signed!r}", info
+    string_to_sign = signer.string_to_sign(req, canonical)
+    expected = signer.signature(string_to_sign, req)
+    info["canonical_request"] = canonical
+    info["string_to_sign"] = string_to_sign
+    if not hmac.compare_digest(expected.encode(), a["signature"].encode()):
+        return False, "signature mismatch", info
+    return True, None, info
 
 
 class MockMessaging:
@@ -177,68 +246,10 @@ class MockMessaging:
     # ---- verification -----------------------------------------------------------------------
     def verify_signature(self, method: str, path: str, headers: dict, body: bytes) -> tuple[bool, str | None, dict]:
         """(ok, reason, info). `headers` keys must be lower-case."""
-        info: dict = {}
-        auth = headers.get("authorization")
-        if not auth:
-            return False, "missing Authorization header", info
-        try:
-            a = _parse_authorization(auth)
-        except ValueError as e:
-            return False, str(e), info
-        info.update(a)
-        if a["access_key"] != self.access_key:
-            return False, f"unknown access key id {a['access_key']!r}", info
-        if a["region"] != self.region:
-            return False, f"credential scope region {a['region']!r} != {self.region!r}", info
-        if a["service"] != self.service:
-            return False, f"credential scope service {a['service']!r} != {self.service!r}", info
-        amz_date = headers.get("x-amz-date")
-        if not amz_date:
-            return False, "missing x-amz-date", info
-        try:
-            t = _dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=_dt.timezone.utc)
-        except ValueError:
-            return False, f"malformed x-amz-date {amz_date!r}", info
-        skew = abs(time.time() - t.timestamp())
-        info["skew_s"] = skew
-        if skew > self.max_skew_s:
-            return False, f"x-amz-date {amz_date} is {skew:.0f}s away from now", info
-        if amz_date[:8] != a["date"]:
-            return False, f"scope date {a['date']} != x-amz-date {amz_date}", info
-        signed = a["signed_headers"].split(";")
-        info["signed_header_list"] = signed
-        if signed != sorted(signed) or any(h != h.lower() for h in signed):
-            return False, f"SignedHeaders not lower-case and sorted: {a['signed_headers']}", info
-        if "host" not in signed:
-            return False, "host is not signed", info
-        missing = [h for h in signed if h not in headers]
-        if missing:
-            return False, f"signed headers absent from the request: {missing}", info
-        token = headers.get("x-amz-security-token")
-        if self.session_token is not None and token != self.session_token:
-            return False, "x-amz-security-token missing or wrong", info
-        if self.session_token is None and token is not None:
-            return False, "unexpected x-amz-security-token", info
-        declared = headers.get("x-amz-content-sha256")
-        if declared is not None and declared != hashlib.sha256(body).hexdigest():
-            return False, "x-amz-content-sha256 does not match the body", info
-
-        req = AWSRequest(method=method, url=f"http://127.0.0.1:{self.port}{path}", data=body,
-                         headers={h: headers[h] for h in signed})
-        req.context["timestamp"] = amz_date
-        signer = SigV4Auth(Credentials(self.access_key, self.secret_key, self.session_token),
-                           self.service, self.region)
-        canonical = signer.canonical_request(req)
-        expected_signed = canonical.split("\n")[-2]
-        if expected_signed != a["signed_headers"]:
-            return False, f"signed header list {a['signed_headers']!r} != rebuilt {expected_signed!r}", info
-        string_to_sign = signer.string_to_sign(req, canonical)
-        expected = signer.signature(string_to_sign, req)
-        info["canonical_request"] = canonical
-        info["string_to_sign"] = string_to_sign
-        if not hmac.compare_digest(expected.encode(), a["signature"].encode()):
-            return False, "signature mismatch", info
-        return True, None, info
+        return verify_sigv4(method, f"http://127.0.0.1:{self.port}{path}", headers, body,
+                            access_key=self.access_key, secret_key=self.secret_key,
+                            session_token=self.session_token, region=self.region, service=self.service,
+                            max_skew_s=self.max_skew_s)
 
     # ---- HTTP -------------------------------------------------------------------------------
     @staticmethod
