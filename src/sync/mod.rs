@@ -13,8 +13,11 @@
 //!    `previous`). The set just replaced stays, so an edge location whose cached pointer still
 //!    names it (KV takes up to a minute to propagate) can still load it.
 //!
-//! At most 2 KV reads and 3 KV writes, whatever the table size; [`record`] adds one read and one
-//! write of `templates/sync-status` (the last [`STATUS_RUNS`] reports).
+//! At most 2 KV reads and 3 KV writes, whatever the table size; [`record`] adds one read and at
+//! most one write of `templates/sync-status` (the last [`STATUS_RUNS`] reports). A cron run that
+//! found nothing changed and nothing new to report is recorded at most once per
+//! [`QUIET_RECORD_INTERVAL_MS`] (its log line is written every time): a quiet table then costs
+//! 24 status writes a day instead of 288, and no other write at all.
 //!
 //! Nothing is published when DynamoDB fails (after bounded retries of throttling, 5xx and
 //! network errors), answers something that is not a Scan output, needs more than
@@ -46,6 +49,8 @@ use crate::template::{Channel, LocaleTemplates, Template, TemplateSet};
 pub const STATUS_KEY: &str = "templates/sync-status";
 /// Reports kept in [`STATUS_KEY`].
 pub const STATUS_RUNS: usize = 20;
+/// A quiet cron run (see [`record`]) is recorded when the last recorded one is older than this.
+pub const QUIET_RECORD_INTERVAL_MS: u64 = 3_600_000;
 /// A run gives up (publishing nothing) after this long.
 pub const RUN_BUDGET_MS: u64 = 120_000;
 /// Timeout of one Scan request.
@@ -522,13 +527,35 @@ fn diff(old: Option<&TemplateSet>, new: &TemplateSet, report: &mut SyncReport) {
     }
 }
 
-/// Keeps `report` at the head of [`STATUS_KEY`] (the last [`STATUS_RUNS`] runs).
-pub async fn record<K: Kv>(kv: &K, report: &SyncReport) -> Result<(), KvError> {
+/// Keeps `report` at the head of [`STATUS_KEY`] (the last [`STATUS_RUNS`] runs) and says whether
+/// it wrote. Not written: a quiet cron run — unchanged, no error or warning — whose predecessor
+/// at the head was one too, with the same version and invalid items, less than
+/// [`QUIET_RECORD_INTERVAL_MS`] earlier.
+pub async fn record<K: Kv>(kv: &K, report: &SyncReport) -> Result<bool, KvError> {
     let mut doc = read_status(kv).await?;
     let value = serde_json::to_value(report).expect("strings, numbers and lists always serialise");
+    if is_quiet(report) && doc.runs.first().is_some_and(|head| repeats(head, &value)) {
+        return Ok(false);
+    }
     doc.runs.insert(0, value);
     doc.runs.truncate(STATUS_RUNS);
-    kv.put(STATUS_KEY, &serde_json::to_string(&doc).expect("JSON values always serialise"), None).await
+    kv.put(STATUS_KEY, &serde_json::to_string(&doc).expect("JSON values always serialise"), None).await?;
+    Ok(true)
+}
+
+fn is_quiet(r: &SyncReport) -> bool {
+    r.trigger == Trigger::Cron.as_str() && r.ok && r.outcome == Outcome::Unchanged && r.warnings.is_empty()
+}
+
+/// `head` is a recent quiet run with what `new` says.
+fn repeats(head: &Value, new: &Value) -> bool {
+    let same = |k: &str| head.get(k) == new.get(k);
+    let started = |v: &Value| v.get("startedAtMs").and_then(Value::as_u64).unwrap_or(0);
+    head.get("trigger") == Some(&Value::from("cron"))
+        && head.get("outcome") == Some(&Value::from("unchanged"))
+        && head.get("warnings").and_then(Value::as_array).is_some_and(|w| w.is_empty())
+        && ["ok", "version", "invalid", "invalidItems", "templates", "table"].into_iter().all(same)
+        && started(new).saturating_sub(started(head)) < QUIET_RECORD_INTERVAL_MS
 }
 
 #[derive(Default, Serialize, Deserialize)]

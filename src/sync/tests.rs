@@ -593,6 +593,41 @@ fn reports_are_kept_newest_first_and_bounded() {
 }
 
 #[test]
+fn quiet_cron_runs_are_recorded_once_an_hour() {
+    let w = world(sample_table());
+    let cron = |w: &World| block_on(run(&w.cfg, &w.http, &w.kv, &w.clock, Trigger::Cron));
+    let first = cron(&w);
+    assert!(block_on(record(&w.kv, &first)).unwrap(), "a publication is always recorded");
+    let quiet = |w: &World| {
+        w.clock.advance(300_000);
+        let r = cron(w);
+        assert_eq!(r.outcome, Outcome::Unchanged);
+        block_on(record(&w.kv, &r)).unwrap()
+    };
+    assert!(quiet(&w), "the first unchanged run after a publication");
+    let writes = w.kv.writes();
+    for _ in 0..11 {
+        assert!(!quiet(&w), "same result within the hour (every 5 minutes): no write");
+    }
+    assert_eq!(w.kv.writes(), writes, "a quiet table costs no KV write at all");
+    assert!(quiet(&w), "recorded again once the last record is an hour old");
+    // Anything new is recorded at once: an admin run, an invalid item, a failure.
+    w.clock.advance(1000);
+    let admin = w.run();
+    assert!(block_on(record(&w.kv, &admin)).unwrap());
+    assert!(quiet(&w));
+    w.table.borrow_mut().push(own("it-IT", "sms", "no code", None));
+    assert!(quiet(&w), "a new invalid item is news");
+    w.http.push(Ok(json_response(400, r#"{"__type":"ResourceNotFoundException"}"#)));
+    w.clock.advance(1000);
+    let failed = cron(&w);
+    assert!(!failed.ok && block_on(record(&w.kv, &failed)).unwrap());
+    assert!(quiet(&w), "the first quiet run after a failure");
+    let runs = block_on(status(&w.kv)).unwrap()["runs"].as_array().unwrap().len();
+    assert_eq!(runs, 8);
+}
+
+#[test]
 fn log_line_is_one_json_object_with_the_counts() {
     let mut items = sample_table();
     items.push(own("it-IT", "sms", "x", None));
