@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,10 @@ HOOK_HEADER = "X-Okta-Hook-Secret"
 HOOK_SECRET = "hook-" + secrets.token_urlsafe(24)
 assert len(AWS_SECRET) == 40
 
+# E2E_SNAPSHOT=1: copy the existing build/ aside (it does not build) and run every instance from that
+# copy with a derived config that has no [build] section. Use it while src/ is being edited: with the plain config,
+# wrangler rebuilds and reloads every running instance whenever a file under src/ changes.
+SNAPSHOT = os.environ.get("E2E_SNAPSHOT") == "1"
 START_TIMEOUT_S = float(os.environ.get("E2E_START_TIMEOUT", "120"))
 BUILD_TIMEOUT_S = float(os.environ.get("E2E_BUILD_TIMEOUT", "900"))  # while a custom build is running
 
@@ -156,7 +161,7 @@ def wrangler_env() -> dict:
 
 class WorkerInstance:
     def __init__(self, name: str, vars: dict, aws: MockMessaging, okta: MockOkta | None,
-                 persist: Path, env: dict, sensitive: Sensitive, env_file: Path):
+                 persist: Path, env: dict, sensitive: Sensitive, env_file: Path, config: str = "wrangler.toml"):
         self.name = name
         self.vars = dict(vars)
         self.aws = aws
@@ -167,7 +172,7 @@ class WorkerInstance:
         self.url = f"http://127.0.0.1:{self.port}"
         self._log: list[str] = []
         self._log_lock = threading.Lock()
-        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", "wrangler.toml",
+        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", config,
                "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
                "--persist-to", str(persist), "--show-interactive-dev-session=false",
                # an explicit (empty) env file: a developer's .dev.vars must not leak into the tests
@@ -245,16 +250,29 @@ class WorkerInstance:
         return self.http.request(method, self.url + path, **kw)
 
     def stop(self):
-        if self.proc.poll() is None:
+        # Signal the whole process group we created (start_new_session), even if wrangler itself has
+        # already exited: its custom-build children may still be running.
+        pgid = self.proc.pid
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)  # our own process group (start_new_session)
+                os.killpg(pgid, sig)
             except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                break
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < wait:
+                self.proc.poll()
+                try:
+                    os.killpg(pgid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                continue
+            break
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
         for t in self._readers:
             t.join(2)
 
@@ -303,6 +321,35 @@ class WorkerFactory:
             self._seeded = d
         return self._seeded
 
+    def _config(self) -> str:
+        """The config for `wrangler dev`: wrangler.toml, or in snapshot mode a derived one."""
+        if not SNAPSHOT:
+            return "wrangler.toml"
+        if getattr(self, "_snapshot_config", None):
+            return self._snapshot_config
+        cfg = tomllib.loads((ROOT / "wrangler.toml").read_text())
+        main = ROOT / cfg["main"]
+        # Use the build as it is; do not race the developer's own builds. Wait while one is running.
+        t0 = time.monotonic()
+        while (main.parent / ".tmp").exists() or not main.exists():
+            if time.monotonic() - t0 > BUILD_TIMEOUT_S:
+                raise RuntimeError(f"no finished build in {main.parent} (a build seems to be in progress)")
+            time.sleep(1)
+        snap = self.tmp / "snapshot"
+        shutil.copytree(main.parent, snap, ignore=shutil.ignore_patterns(".tmp", "dry-run"))
+        q = lambda v: json.dumps(v)  # JSON strings are valid TOML basic strings
+        lines = [f"name = {q(cfg['name'])}", f"main = {q(str(snap / main.name))}",
+                 f"compatibility_date = {q(cfg['compatibility_date'])}"]
+        if cfg.get("compatibility_flags"):
+            lines.append("compatibility_flags = [" + ", ".join(q(f) for f in cfg["compatibility_flags"]) + "]")
+        for ns in cfg.get("kv_namespaces", []):
+            lines += ["", "[[kv_namespaces]]", f"binding = {q(ns['binding'])}", f"id = {q(ns['id'])}"]
+        lines += ["", "[vars]"] + [f"{k} = {q(v)}" for k, v in (cfg.get("vars") or {}).items()]
+        path = self.tmp / "wrangler.snapshot.toml"
+        path.write_text("\n".join(lines) + "\n")
+        self._snapshot_config = str(path)
+        return self._snapshot_config
+
     def get(self, name: str, extra: dict | None = None, *, aws: MockMessaging | None = None,
             okta: MockOkta | None = None) -> WorkerInstance:
         aws = aws or self.mocks.aws
@@ -327,7 +374,8 @@ class WorkerFactory:
                 shutil.copytree(self._seed(), persist)
                 env_file = self.tmp / "empty.env"
                 env_file.touch()
-                inst = WorkerInstance(name, vars, aws, okta, persist, self._env, self.sensitive, env_file)
+                inst = WorkerInstance(name, vars, aws, okta, persist, self._env, self.sensitive, env_file,
+                                      self._config())
                 try:
                     took = inst.wait_ready()
                 except Exception:
