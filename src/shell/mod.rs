@@ -104,7 +104,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         None
     };
-    respond(answer, challenge)
+    let allow = if path == "/admin/templates/status" { "GET" } else { "POST" };
+    respond(answer, challenge, allow)
 }
 
 /// The sync's edge services: DynamoDB pages may be larger than what the hook accepts.
@@ -184,7 +185,24 @@ async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms:
             Err(_) => Err(BodyError::Unreadable),
         }
     };
-    let outcome = telephony::handle(&iso, &edge, header, read_body, started_ms).await;
+    // Safety net: the core keeps to the deadline itself; should anything still hang (a KV read),
+    // answer Okta before its own 3 s timeout rather than let it fall back to a second sender.
+    let guard_ms = (started_ms + iso.config.deadline_ms + 150).saturating_sub(Date::now().as_millis());
+    let handling = Box::pin(telephony::handle(&iso, &edge, header, read_body, started_ms));
+    let guard = worker::Delay::from(std::time::Duration::from_millis(guard_ms));
+    let outcome = match futures_util::future::select(handling, guard).await {
+        futures_util::future::Either::Left((outcome, _)) => outcome,
+        futures_util::future::Either::Right(_) => {
+            console_error!(
+                "{}",
+                serde_json::json!({"msg": "alert", "level": "alert", "alert": "telephony request overran its deadline"})
+            );
+            return Ok(answer::delivery_failed(
+                crate::aws::messaging::SendFailure::ProviderUnavailable.user_message(),
+                "TIMEOUT",
+            ));
+        }
+    };
     console_log!("{}", outcome.log);
     for alert in &outcome.alerts {
         console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
@@ -208,12 +226,15 @@ fn answer_is_unauthorized_oauth(env: &Env) -> bool {
     env.var("OKTA_AUTH_MODE").map(|v| v.to_string() != "header").unwrap_or(true)
 }
 
-fn respond(answer: Answer, challenge: Option<&str>) -> worker::Result<Response> {
+fn respond(answer: Answer, challenge: Option<&str>, allow: &str) -> worker::Result<Response> {
     let status = answer.status;
     let mut resp = Response::ok(answer.body)?.with_status(status);
     let h = resp.headers_mut();
     h.set("content-type", "application/json")?;
     h.set("cache-control", "no-store")?;
+    if status == 405 {
+        h.set("allow", allow)?;
+    }
     if let Some(challenge) = challenge.filter(|_| status == 401) {
         h.set("www-authenticate", challenge)?;
     }
