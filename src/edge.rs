@@ -96,3 +96,18 @@ pub trait Clock {
     /// Waits (used for retry back-off).
     async fn sleep(&self, ms: u64);
 }
+
+/// A failure to enqueue: nothing of the batch may be assumed delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueError(pub String);
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "queue: {}", self.0)
+    }
+}
+
+/// A message queue producer (Cloudflare Queues): each message is a JSON text.
+pub trait Queue {
+    async fn send_batch(&self, messages: &[String]) -> Result<(), QueueError>;
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod edge;
+pub mod events;
 pub mod locale;
 pub mod phone;
 pub mod ssml;

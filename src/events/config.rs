@@ -1,0 +1,90 @@
+//! The event hook's settings, read apart from the telephony `Config` so that either endpoint keeps
+//! working when the other is not configured.
+
+use crate::config::{ConfigError, Source};
+
+/// Every setting the event hook reads.
+pub const SETTINGS: &[&str] =
+    &["OKTA_EVENT_HOOK_SECRET", "OKTA_EVENT_HOOK_AUTH_HEADER", "OKTA_CONNECT_APP_IDS", "OKTA_CONNECT_GROUP_IDS"];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// The header Okta sends the secret in (`OKTA_EVENT_HOOK_AUTH_HEADER`, default `Authorization`).
+    pub auth_header: String,
+    /// `OKTA_EVENT_HOOK_SECRET`, at least 16 characters.
+    pub secret: String,
+    /// `OKTA_CONNECT_APP_IDS`: Okta app instance ids (`0oa…`) whose memberships count.
+    pub app_ids: Vec<String>,
+    /// `OKTA_CONNECT_GROUP_IDS`: Okta group ids (`00g…`) whose memberships count.
+    pub group_ids: Vec<String>,
+}
+
+fn bad(setting: &'static str, problem: &str) -> ConfigError {
+    ConfigError { setting, problem: problem.into() }
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn id_list(raw: Option<String>) -> Vec<String> {
+    raw.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+impl EventsConfig {
+    pub fn from_source(src: &impl Source) -> Result<EventsConfig, ConfigError> {
+        let get = |name: &str| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let secret =
+            get("OKTA_EVENT_HOOK_SECRET").ok_or_else(|| bad("OKTA_EVENT_HOOK_SECRET", "required for /okta/events"))?;
+        if secret.len() < 16 {
+            return Err(bad("OKTA_EVENT_HOOK_SECRET", "must be at least 16 characters"));
+        }
+        let auth_header = get("OKTA_EVENT_HOOK_AUTH_HEADER").unwrap_or_else(|| "Authorization".into());
+        if !is_header_name(&auth_header) {
+            return Err(bad("OKTA_EVENT_HOOK_AUTH_HEADER", "not a valid HTTP header name"));
+        }
+        Ok(EventsConfig {
+            auth_header,
+            secret,
+            app_ids: id_list(get("OKTA_CONNECT_APP_IDS")),
+            group_ids: id_list(get("OKTA_CONNECT_GROUP_IDS")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn src(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_and_lists() {
+        let c = EventsConfig::from_source(&src(&[
+            ("OKTA_EVENT_HOOK_SECRET", "0123456789abcdef"),
+            ("OKTA_CONNECT_APP_IDS", " 0oa1, ,0oa2 "),
+        ]))
+        .unwrap();
+        assert_eq!(c.auth_header, "Authorization");
+        assert_eq!(c.app_ids, vec!["0oa1", "0oa2"]);
+        assert!(c.group_ids.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        assert_eq!(EventsConfig::from_source(&src(&[])).unwrap_err().setting, "OKTA_EVENT_HOOK_SECRET");
+        assert_eq!(
+            EventsConfig::from_source(&src(&[("OKTA_EVENT_HOOK_SECRET", "short")])).unwrap_err().setting,
+            "OKTA_EVENT_HOOK_SECRET"
+        );
+        let e = EventsConfig::from_source(&src(&[
+            ("OKTA_EVENT_HOOK_SECRET", "0123456789abcdef"),
+            ("OKTA_EVENT_HOOK_AUTH_HEADER", "X Bad"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.setting, "OKTA_EVENT_HOOK_AUTH_HEADER");
+    }
+}

@@ -1,0 +1,220 @@
+//! Okta event hooks (`/okta/events`): the one-time verification, then each delivery
+//! authenticated, parsed, filtered to the events that matter for Amazon Connect provisioning,
+//! deduplicated by event `uuid` and enqueued. The queue consumer (not here yet) acts on them.
+//!
+//! Deliberately absent: any call to Okta or AWS. Okta only needs a quick 2xx; a 5xx (enqueue
+//! failed) makes it retry the delivery once.
+
+pub mod config;
+pub mod delivery;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::auth::secret;
+use crate::edge::{Kv, Queue};
+use crate::telephony::answer::{self, Answer};
+use crate::telephony::BodyError;
+use config::EventsConfig;
+use delivery::{ParseError, QueueMessage};
+
+/// A verification challenge longer than this is refused.
+pub const MAX_CHALLENGE_LEN: usize = 1024;
+/// How long a `events/seen/<uuid>` record lives in `HOOK_STATE` (Okta retries within hours).
+pub const SEEN_TTL_S: u64 = 7 * 24 * 3600;
+/// Cloudflare Queues take at most 100 messages per `sendBatch`.
+pub const QUEUE_BATCH: usize = 100;
+/// KV look-ups and records per delivery are bounded (Workers allow 1,000 KV operations per
+/// request); relevant events beyond this are deduplicated in isolate memory only.
+pub const MAX_KV_EVENTS: usize = 400;
+/// Isolate memory of seen uuids; cleared when full.
+const MAX_SEEN_IN_MEMORY: usize = 10_000;
+
+pub fn seen_key(uuid: &str) -> String {
+    format!("events/seen/{uuid}")
+}
+
+/// Event uuids enqueued by this isolate.
+#[derive(Default)]
+pub struct Seen(RefCell<HashSet<String>>);
+
+impl Seen {
+    pub fn contains(&self, uuid: &str) -> bool {
+        self.0.borrow().contains(uuid)
+    }
+
+    fn insert(&self, uuid: &str) {
+        let mut set = self.0.borrow_mut();
+        if set.len() >= MAX_SEEN_IN_MEMORY {
+            set.clear();
+        }
+        set.insert(uuid.to_string());
+    }
+}
+
+/// `GET /okta/events`: Okta's one-time verification echoes `X-Okta-Verification-Challenge`.
+pub fn verification(challenge: Option<&str>) -> Answer {
+    match challenge {
+        None | Some("") => answer::plain_error(400, "Missing X-Okta-Verification-Challenge", "MISSING_CHALLENGE"),
+        Some(c) if c.len() > MAX_CHALLENGE_LEN => {
+            answer::plain_error(400, "X-Okta-Verification-Challenge is too long", "CHALLENGE_TOO_LONG")
+        }
+        Some(c) => Answer { status: 200, body: serde_json::json!({ "verification": c }).to_string() },
+    }
+}
+
+/// What the shell answers and logs.
+#[derive(Debug)]
+pub struct Handled {
+    pub answer: Answer,
+    pub log: String,
+}
+
+/// The one log line per delivery: counts and a reason, never headers, bodies or secrets.
+#[derive(Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogLine {
+    msg: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<String>,
+    received: usize,
+    relevant: usize,
+    duplicates: usize,
+    enqueued: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    kv_errors: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl LogLine {
+    fn finish(mut self, answer: Answer) -> Handled {
+        self.status = answer.status;
+        Handled { answer, log: serde_json::to_string(&self).expect("plain fields") }
+    }
+}
+
+/// `POST /okta/events`. `presented` is the configured auth header's value; `read_body` is
+/// called only after authentication succeeded and must enforce [`delivery::MAX_BODY_BYTES`].
+pub async fn handle<B, Fut>(
+    cfg: &EventsConfig,
+    seen: &Seen,
+    kv: &impl Kv,
+    queue: &impl Queue,
+    presented: Option<&str>,
+    read_body: B,
+) -> Handled
+where
+    B: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, BodyError>>,
+{
+    let mut log = LogLine { msg: "okta event hook", ..LogLine::default() };
+    if let Err(e) = secret::check(presented, &cfg.secret) {
+        log.reason = Some(e.reason());
+        return log.finish(answer::unauthorized(
+            401,
+            "Missing or invalid event hook secret",
+            e.reason(),
+            &cfg.auth_header,
+        ));
+    }
+    let body = match read_body().await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            log.reason = Some("BODY_TOO_LARGE");
+            return log.finish(answer::plain_error(413, "The delivery is larger than 256 KB", "BODY_TOO_LARGE"));
+        }
+        Err(BodyError::Unreadable) => {
+            log.reason = Some("BODY_UNREADABLE");
+            return log.finish(answer::plain_error(400, "The body could not be read", "BODY_UNREADABLE"));
+        }
+    };
+    let parsed = match delivery::parse(&body, cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            log.reason = Some(e.reason());
+            let summary = match e {
+                ParseError::Malformed(_) => "Malformed event hook delivery",
+                ParseError::WrongType => "Not an Okta event hook delivery",
+                ParseError::TooManyEvents(_) => "Too many events in one delivery",
+            };
+            log.error = Some(e.to_string());
+            return log.finish(answer::plain_error(400, summary, e.reason()));
+        }
+    };
+    log.event_id = parsed.event_id.map(|id| id.chars().take(64).collect());
+    log.received = parsed.received;
+    log.relevant = parsed.relevant.len();
+
+    // Deduplicate: within the delivery, against this isolate, then against KV (bounded).
+    let mut in_delivery = HashSet::new();
+    let fresh: Vec<QueueMessage> =
+        parsed.relevant.into_iter().filter(|m| in_delivery.insert(m.uuid.clone()) && !seen.contains(&m.uuid)).collect();
+    let (checked, unchecked) = fresh.split_at(fresh.len().min(MAX_KV_EVENTS));
+    let lookups = join_all(checked.iter().map(|m| kv.get_seen(&m.uuid))).await;
+    let mut to_send: Vec<&QueueMessage> = Vec::new();
+    for (m, found) in checked.iter().zip(lookups) {
+        match found {
+            Ok(true) => seen.insert(&m.uuid),
+            Ok(false) => to_send.push(m),
+            // Unknown: enqueue anyway; the consumer decides from Okta's current state.
+            Err(()) => {
+                log.kv_errors += 1;
+                to_send.push(m);
+            }
+        }
+    }
+    to_send.extend(unchecked);
+    log.duplicates = log.relevant - to_send.len();
+
+    let mut enqueued: Vec<&QueueMessage> = Vec::new();
+    let mut failure = None;
+    for chunk in to_send.chunks(QUEUE_BATCH) {
+        let texts: Vec<String> = chunk.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect();
+        match queue.send_batch(&texts).await {
+            Ok(()) => enqueued.extend(chunk),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    log.enqueued = enqueued.len();
+    // Only what reached the queue is remembered.
+    for m in &enqueued {
+        seen.insert(&m.uuid);
+    }
+    let keys: Vec<String> = enqueued.iter().take(MAX_KV_EVENTS).map(|m| seen_key(&m.uuid)).collect();
+    let records = join_all(keys.iter().map(|k| kv.put(k, "1", Some(SEEN_TTL_S)))).await;
+    log.kv_errors += records.iter().filter(|r| r.is_err()).count();
+    if let Some(e) = failure {
+        log.reason = Some("ENQUEUE_FAILED");
+        log.error = Some(e.to_string());
+        return log.finish(answer::plain_error(503, "Could not enqueue the events; please retry", "ENQUEUE_FAILED"));
+    }
+    log.finish(Answer { status: 200, body: String::new() })
+}
+
+trait SeenLookup {
+    async fn get_seen(&self, uuid: &str) -> Result<bool, ()>;
+}
+
+impl<K: Kv> SeenLookup for K {
+    async fn get_seen(&self, uuid: &str) -> Result<bool, ()> {
+        self.get(&seen_key(uuid), None).await.map(|v| v.is_some()).map_err(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests;
