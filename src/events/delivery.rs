@@ -115,6 +115,17 @@ impl std::fmt::Display for ParseError {
     }
 }
 
+/// serde's message without any value from the body (it quotes offending strings, which may be a
+/// login): only a missing field's name, or the error class, and the position.
+fn describe(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if msg.starts_with("missing field") {
+        msg
+    } else {
+        format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+    }
+}
+
 fn target<'a>(targets: &'a [Target], type_: &str) -> Option<&'a Target> {
     targets.iter().find(|t| t.type_.as_deref() == Some(type_) && t.id.as_deref().is_some_and(|id| !id.is_empty()))
 }
@@ -126,7 +137,7 @@ fn target_id(targets: &[Target], type_: &str) -> Option<String> {
 /// Parses a delivery and keeps the events that matter for provisioning: a known type, outcome
 /// `SUCCESS`, a `User` target, and, for memberships, a configured app or group.
 pub fn parse(body: &[u8], cfg: &EventsConfig) -> Result<Parsed, ParseError> {
-    let delivery: Delivery = serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
+    let delivery: Delivery = serde_json::from_slice(body).map_err(|e| ParseError::Malformed(describe(&e)))?;
     if delivery.event_type != "com.okta.event_hook" {
         return Err(ParseError::WrongType);
     }
@@ -297,6 +308,11 @@ mod tests {
         for body in cases {
             assert!(matches!(parse(body, &cfg()), Err(ParseError::Malformed(_))), "{}", String::from_utf8_lossy(body));
         }
+        let leaky = br#"{"eventType":"com.okta.event_hook","data":{"events":[{"uuid":"1","eventType":"x","target":"ana@example.com"}]}}"#;
+        let Err(ParseError::Malformed(m)) = parse(leaky, &cfg()) else { panic!() };
+        assert!(!m.contains("ana@"), "{m}");
+        let Err(ParseError::Malformed(m)) = parse(b"{}", &cfg()) else { panic!() };
+        assert!(m.contains("missing field `eventType`"), "{m}");
         let wrong = br#"{"eventType":"com.okta.telephony.provider","data":{"events":[]}}"#;
         assert_eq!(parse(wrong, &cfg()), Err(ParseError::WrongType));
         let many: Vec<Value> = (0..=MAX_EVENTS).map(|i| json!({"uuid": i.to_string(), "eventType": "x"})).collect();
