@@ -1,13 +1,16 @@
 //! The `edge` traits over the Workers runtime: `fetch` (no redirects, a timeout through
-//! `AbortController`, a bounded body), Workers KV, and the JavaScript clock.
+//! `AbortController`, a bounded body), Workers KV, Cloudflare Queues, and the JavaScript clock.
 
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Date, Delay, Fetch, Headers, KvStore, Method, Request, RequestInit, RequestRedirect};
+use worker::{
+    AbortController, Date, Delay, Fetch, Headers, KvStore, Method, QueueContentType, RawMessageBuilder, Request,
+    RequestInit, RequestRedirect,
+};
 
-use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse, Kv, KvError};
+use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse, Kv, KvError, Queue, QueueError};
 
 /// Larger responses from AWS or Okta are refused.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -109,5 +112,24 @@ impl Clock for JsClock {
 
     async fn sleep(&self, ms: u64) {
         Delay::from(Duration::from_millis(ms)).await;
+    }
+}
+
+/// A Cloudflare Queue producer binding; a missing binding fails every send (the hook answers 503).
+pub struct WorkerQueue(pub Result<worker::Queue, String>);
+
+impl Queue for WorkerQueue {
+    async fn send_batch(&self, messages: &[String]) -> Result<(), QueueError> {
+        let queue = self.0.as_ref().map_err(|e| QueueError(e.clone()))?;
+        // Parsed into plain JS objects so the consumer receives JSON objects, not strings.
+        let batch = messages
+            .iter()
+            .map(|m| {
+                js_sys::JSON::parse(m)
+                    .map(|v| RawMessageBuilder::new(v).build_with_content_type(QueueContentType::Json))
+                    .map_err(|_| QueueError("message is not JSON".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        queue.send_raw_batch(batch).await.map_err(|e| QueueError(e.to_string()))
     }
 }

@@ -18,11 +18,12 @@ use worker::{
 
 use crate::aws::dynamodb;
 use crate::config::{self, Config};
+use crate::events::{self, config::EventsConfig, Seen};
 use crate::sync::admin::{self, Gate, Handled, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
 use crate::webcrypto::WebCrypto;
-use bindings::{BoundedFetch, FetchHttp, JsClock, WorkerKv};
+use bindings::{BoundedFetch, FetchHttp, JsClock, WorkerKv, WorkerQueue};
 
 /// Every setting the Worker reads (vars and secrets alike).
 const SETTINGS: &[&str] = &[
@@ -57,6 +58,8 @@ thread_local! {
     static ISOLATE: RefCell<Option<Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigError>>> = const { RefCell::new(None) };
     /// One template sync at a time in this isolate (cron tick or admin request).
     static SYNC_GATE: Rc<Gate> = Rc::new(Gate::default());
+    /// Event-hook uuids this isolate has enqueued.
+    static EVENTS_SEEN: Rc<Seen> = Rc::new(Seen::default());
 }
 
 /// The named settings that are set, from vars or secrets.
@@ -91,6 +94,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
         ("/okta/telephony", Method::Post) => telephony_hook(&mut req, &env, &ctx, started_ms).await?,
         ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
+        ("/okta/events", Method::Get) => {
+            events::verification(req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref())
+        }
+        ("/okta/events", Method::Post) => event_hook(&mut req, &env).await?,
+        ("/okta/events", _) => answer::plain_error(405, "Only GET and POST are allowed here", "METHOD_NOT_ALLOWED"),
         ("/admin/templates/sync", Method::Post) => admin_request(&req, &env, Op::Sync).await?,
         ("/admin/templates/status", Method::Get) => admin_request(&req, &env, Op::Status).await?,
         ("/admin/templates/sync", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
@@ -104,7 +112,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         None
     };
-    let allow = if path == "/admin/templates/status" { "GET" } else { "POST" };
+    let allow = match path.as_str() {
+        "/admin/templates/status" => "GET",
+        "/okta/events" => "GET, POST",
+        _ => "POST",
+    };
     respond(answer, challenge, allow)
 }
 
@@ -222,15 +234,49 @@ async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms:
     Ok(outcome.answer)
 }
 
+/// `POST /okta/events`: settings read on each delivery (apart from the telephony `Config`), the
+/// queue producer `PROVISIONING`, seen-records in `HOOK_STATE`.
+async fn event_hook(req: &mut Request, env: &Env) -> worker::Result<Answer> {
+    let cfg = match EventsConfig::from_source(&read_settings(env, events::config::SETTINGS)) {
+        Ok(c) => c,
+        Err(e) => {
+            console_error!("{}", serde_json::json!({"msg": "configuration", "level": "alert", "error": e.to_string()}));
+            return Ok(answer::plain_error(503, "The event hook is not configured", "NOT_CONFIGURED"));
+        }
+    };
+    let state_kv = WorkerKv(env.kv("HOOK_STATE")?);
+    let queue = WorkerQueue(env.queue("PROVISIONING").map_err(|e| format!("no PROVISIONING binding: {e}")));
+    let seen = EVENTS_SEEN.with(Rc::clone);
+    let presented = req.headers().get(&cfg.auth_header).ok().flatten();
+    let content_length = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+    let read_body = || async move {
+        let max = events::delivery::MAX_BODY_BYTES;
+        if content_length.is_some_and(|n| n > max) {
+            return Err(BodyError::TooLarge);
+        }
+        match req.bytes().await {
+            Ok(b) if b.len() > max => Err(BodyError::TooLarge),
+            Ok(b) => Ok(b),
+            Err(_) => Err(BodyError::Unreadable),
+        }
+    };
+    let handled = events::handle(&cfg, &seen, &state_kv, &queue, presented.as_deref(), read_body).await;
+    console_log!("{}", handled.log);
+    Ok(handled.answer)
+}
+
 fn answer_is_unauthorized_oauth(env: &Env) -> bool {
     env.var("OKTA_AUTH_MODE").map(|v| v.to_string() != "header").unwrap_or(true)
 }
 
 fn respond(answer: Answer, challenge: Option<&str>, allow: &str) -> worker::Result<Response> {
     let status = answer.status;
+    let empty = answer.body.is_empty();
     let mut resp = Response::ok(answer.body)?.with_status(status);
     let h = resp.headers_mut();
-    h.set("content-type", "application/json")?;
+    if !empty {
+        h.set("content-type", "application/json")?;
+    }
     h.set("cache-control", "no-store")?;
     if status == 405 {
         h.set("allow", allow)?;
