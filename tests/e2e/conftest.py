@@ -31,6 +31,9 @@ AWS_SECRET = "e2eSecretKey/" + secrets.token_hex(13) + "x"            # 40 chara
 SESSION_TOKEN = "IQoJe2eSessionToken" + secrets.token_urlsafe(32)
 HOOK_HEADER = "X-Okta-Hook-Secret"
 HOOK_SECRET = "hook-" + secrets.token_urlsafe(24)
+EVENT_HOOK_SECRET = "evt-" + secrets.token_urlsafe(24)
+CONNECT_APP_ID = "0oa1connectapp000x1"
+CONNECT_GROUP_ID = "00g1connectgrp000x1"
 assert len(AWS_SECRET) == 40
 
 # E2E_SNAPSHOT=1: copy the existing build/ aside (it does not build) and run every instance from that
@@ -127,6 +130,7 @@ def sensitive():
     s.add(AWS_SECRET, "AWS secret")
     s.add(SESSION_TOKEN, "AWS session token")
     s.add(HOOK_SECRET, "hook secret")
+    s.add(EVENT_HOOK_SECRET, "event hook secret")
     return s
 
 
@@ -344,6 +348,8 @@ class WorkerFactory:
             lines.append("compatibility_flags = [" + ", ".join(q(f) for f in cfg["compatibility_flags"]) + "]")
         for ns in cfg.get("kv_namespaces", []):
             lines += ["", "[[kv_namespaces]]", f"binding = {q(ns['binding'])}", f"id = {q(ns['id'])}"]
+        for p in (cfg.get("queues") or {}).get("producers", []):
+            lines += ["", "[[queues.producers]]", f"queue = {q(p['queue'])}", f"binding = {q(p['binding'])}"]
         lines += ["", "[vars]"] + [f"{k} = {q(v)}" for k, v in (cfg.get("vars") or {}).items()]
         path = self.tmp / "wrangler.snapshot.toml"
         path.write_text("\n".join(lines) + "\n")
@@ -454,6 +460,17 @@ def header_worker(worker_factory, mocks):
         "AWS_SESSION_TOKEN": SESSION_TOKEN,
         "SMS_CONFIGURATION_SET": None,
     }, aws=mocks.aws_token)
+
+
+@pytest.fixture(scope="session")
+def events_worker(worker_factory):
+    """The event hook configured (default auth header `Authorization`), with the fixtures' app and
+    group as the Connect app and group."""
+    return worker_factory.get("events", {
+        "OKTA_EVENT_HOOK_SECRET": EVENT_HOOK_SECRET,
+        "OKTA_CONNECT_APP_IDS": CONNECT_APP_ID,
+        "OKTA_CONNECT_GROUP_IDS": CONNECT_GROUP_ID,
+    })
 
 
 @pytest.fixture(scope="session")
