@@ -17,8 +17,9 @@ pub mod template;
 pub mod voice;
 
 pub mod telephony;
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 #[cfg(all(target_arch = "wasm32", feature = "shell"))]
 mod shell;

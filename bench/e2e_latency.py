@@ -1,0 +1,479 @@
+"""End-to-end latency and throughput of POST /okta/telephony through local workerd (`wrangler dev`).
+
+Starts, all on 127.0.0.1:
+- an INSTANT fake End User Messaging endpoint (threaded http.server; answers every POST with a
+  fresh {"MessageId": ...} at once, checks nothing);
+- the Okta mock of tests/e2e/mocks/okta.py (JWKS, token minting);
+- `wrangler dev` on a copy of the already built Worker (bash scripts/build first; the copy and a
+  config without [build] keep edits under src/ from rebuilding and reloading it mid-run), with
+  local KV seeded by `scripts/seed-kv --persist-to DIR`.
+
+Then sends SMS requests with unique eventIds and one access token (cached by the Worker after its
+first use): N sequential requests (p50/p90/p99/max), then C concurrent clients for D seconds
+(requests/second, p50/p99). Everything is bounded in count and time; wrangler is stopped at the end.
+
+Figures are printed as `BENCH ...` lines. Usage (after `source scripts/env.sh`):
+    .venv/bin/python bench/e2e_latency.py [--sequential 1000] [--concurrency 16] [--seconds 10]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from mocks.okta import MockOkta  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "okta" / "telephony-sms-password-reset.json"
+AKID = "AKIDLOCALBENCH000001"
+AWS_SECRET = "local-bench-secret-key-not-a-real-aws-key"
+START_TIMEOUT_S = 180          # wrangler dev until /healthz answers (the Worker is already built)
+BUILD_TIMEOUT_S = 900          # waiting for someone else's build of build/ to finish before copying it
+REQUEST_TIMEOUT_S = 10
+SEQUENTIAL_BUDGET_S = 180      # the sequential phase stops here even if N requests are not done
+MAX_CONCURRENT_REQUESTS = 200_000
+
+
+# ---- the instant messaging endpoint ---------------------------------------------------------------
+class InstantMessaging:
+    """Answers every POST with 200 {"MessageId": "..."} immediately. No signature or body checks."""
+
+    def __init__(self):
+        counter = itertools.count(1)
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "InstantMessaging"
+            sys_version = ""
+            # Headers and body leave in one write, with TCP_NODELAY: a second small write would
+            # wait for the peer's delayed ACK (Nagle), ~40 ms per request on Linux loopback.
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with lock:
+                    n = next(counter)
+                body = json.dumps({"MessageId": f"bench-{n:012d}"}).encode()
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode()
+                self.wfile.write(head + body)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 128
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def percentile(sorted_ms: list[float], p: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    return sorted_ms[min(len(sorted_ms) - 1, max(0, round((len(sorted_ms) - 1) * p)))]
+
+
+def summary(latencies_ms: list[float]) -> str:
+    s = sorted(latencies_ms)
+    if not s:
+        return "n=0"
+    return (f"p50={percentile(s, 0.5):.2f}ms p90={percentile(s, 0.9):.2f}ms p99={percentile(s, 0.99):.2f}ms "
+            f"max={s[-1]:.2f}ms mean={statistics.fmean(s):.2f}ms n={len(s)}")
+
+
+class Bodies:
+    """Request bodies with unique eventIds, cheap to make (a string substitution per request).
+    eventTime is the start of the run and otpExpires 30 minutes later: the run is shorter."""
+
+    def __init__(self):
+        body = json.loads(FIXTURE.read_text())
+        now = datetime.now(timezone.utc)
+        body["eventId"] = "@@EVENT@@"
+        body["eventTime"] = iso(now)
+        body["data"]["messageProfile"]["otpExpires"] = iso(now + timedelta(minutes=30))
+        self.template = json.dumps(body)
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+        self.counter = itertools.count()
+
+    def next(self) -> bytes:
+        n = next(self.counter)  # atomic under the GIL
+        return self.template.replace("@@EVENT@@", f"{self.prefix}{n:07d}").encode()
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection to the Worker."""
+
+    def __init__(self, port: int, token: str):
+        self.port = port
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
+                        "Authorization": f"Bearer {token}"}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def post(self, body: bytes) -> tuple[float, bool, str]:
+        """(latency ms, answered SUCCESSFUL, detail)."""
+        for attempt in (0, 1):  # one reconnect if the kept-alive connection was closed
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
+            t0 = time.perf_counter()
+            try:
+                self.conn.request("POST", "/okta/telephony", body=body, headers=self.headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+            except (ConnectionError, http.client.HTTPException, OSError) as e:
+                self.close()
+                if attempt == 0 and not isinstance(e, TimeoutError):
+                    continue
+                return (time.perf_counter() - t0) * 1000, False, f"{type(e).__name__}: {e}"
+            ms = (time.perf_counter() - t0) * 1000
+            ok = resp.status == 200 and b'"SUCCESSFUL"' in data
+            return ms, ok, "" if ok else f"HTTP {resp.status}: {data[:300]!r}"
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+# ---- wrangler dev --------------------------------------------------------------------------------
+def snapshot_config(tmp: Path) -> Path:
+    """A copy of the built Worker (build/) and a wrangler config that runs it: wrangler.toml with
+    `main` pointing at the copy and no [build] section. With the plain config, wrangler dev rebuilds
+    and reloads the Worker whenever a file under src/ changes — mid-measurement, while others edit."""
+    build = ROOT / "build"
+    t0 = time.monotonic()
+    while (build / ".tmp").exists() or not (build / "index.js").exists():  # a build is in progress
+        if time.monotonic() - t0 > BUILD_TIMEOUT_S:
+            raise RuntimeError("no finished build in build/ (a build seems to be in progress)")
+        time.sleep(1)
+    snap = tmp / "build"
+    shutil.copytree(build, snap, ignore=shutil.ignore_patterns(".tmp", "dry-run", "bench"))
+    out, skipping, main_done = [], False, False
+    for line in (ROOT / "wrangler.toml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped == "[build]"
+        if skipping:
+            continue
+        if not main_done and stripped.startswith("main") and "=" in stripped:
+            line = f"main = {json.dumps(str(snap / 'index.js'))}"
+            main_done = True
+        out.append(line)
+    if not main_done:
+        raise RuntimeError("wrangler.toml has no top-level `main`")
+    config = tmp / "wrangler.bench.toml"
+    config.write_text("\n".join(out) + "\n")
+    return config
+
+
+class Wrangler:
+    def __init__(self, config: Path, vars: dict, persist: Path, log: Path, env_file: Path):
+        self.port = free_port()
+        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", str(config),
+               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
+               "--persist-to", str(persist), "--show-interactive-dev-session=false", "--env-file", str(env_file)]
+        for k, v in vars.items():
+            cmd += ["--var", f"{k}:{v}"]
+        env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0", CI="1")
+        env.pop("CLOUDFLARE_API_TOKEN", None)
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self) -> float:
+        t0 = time.monotonic()
+        while True:
+            if time.monotonic() - t0 > START_TIMEOUT_S:
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    c.close()
+                    return time.monotonic() - t0
+                c.close()
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"wrangler dev not healthy after {time.monotonic() - t0:.0f}s:\n{self.tail()}")
+
+    def tail(self, n: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+
+    def stop(self):
+        """Stops the process group we created (start_new_session) — workerd included — even if
+        wrangler itself has already exited."""
+        pgid = self.proc.pid
+        for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            t0 = time.monotonic()
+            gone = False
+            while time.monotonic() - t0 < wait_s and not gone:
+                self.proc.poll()
+                try:
+                    os.killpg(pgid, 0)
+                    time.sleep(0.1)
+                except ProcessLookupError:
+                    gone = True
+            if gone:
+                break
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._log.close()
+
+
+# ---- where the CPU goes --------------------------------------------------------------------------
+def session_cpu(sid: int) -> dict[str, float]:
+    """CPU seconds (user + system) by command name of every process in session `sid` (wrangler's
+    own session: wrangler's Node, workerd, ...), plus this Python process (client and fakes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state); session is field 6, utime 14, stime 15
+        if int(fields[3]) != sid:
+            continue
+        out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    t = os.times()
+    out["python (bench)"] = t.user + t.system
+    return out
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    if requests <= 0:
+        return ""
+    parts = []
+    for name in sorted(after, key=lambda k: -(after[k] - before.get(k, 0.0))):
+        ms = (after[name] - before.get(name, 0.0)) * 1000 / requests
+        if ms >= 0.05:
+            parts.append(f"{name}={ms:.2f}")
+    return "cpu_ms_per_request: " + " ".join(parts)
+
+
+# ---- phases --------------------------------------------------------------------------------------
+def sequential(port: int, token: str, bodies: Bodies, n: int) -> tuple[list[float], list[str]]:
+    client = Client(port, token)
+    lat, errors = [], []
+    deadline = time.monotonic() + SEQUENTIAL_BUDGET_S
+    for _ in range(n):
+        if time.monotonic() > deadline:
+            errors.append(f"stopped after {SEQUENTIAL_BUDGET_S}s budget")
+            break
+        body = bodies.next()
+        ms, ok, detail = client.post(body)
+        lat.append(ms)
+        if not ok:
+            errors.append(detail)
+    client.close()
+    return lat, errors
+
+
+def concurrent(port: int, token: str, bodies: Bodies, clients: int, seconds: float):
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    done = itertools.count()
+    start = threading.Event()
+    stop_at = [0.0]
+
+    def worker():
+        client = Client(port, token)
+        mine, bad = [], []
+        start.wait()
+        while time.monotonic() < stop_at[0] and next(done) < MAX_CONCURRENT_REQUESTS:
+            body = bodies.next()
+            ms, ok, detail = client.post(body)
+            mine.append(ms)
+            if not ok:
+                bad.append(detail)
+        client.close()
+        with lock:
+            lat.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    stop_at[0] = t0 + seconds
+    start.set()
+    for t in threads:
+        t.join(seconds + REQUEST_TIMEOUT_S * 2 + 5)
+    elapsed = time.monotonic() - t0
+    return lat, errors, elapsed
+
+
+def direct_messaging_baseline(endpoint_port: int, n: int = 300) -> list[float]:
+    """The fake messaging endpoint alone, from Python (what it adds to every Worker request)."""
+    conn = http.client.HTTPConnection("127.0.0.1", endpoint_port, timeout=5)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        conn.request("POST", "/", body=b"{}", headers={"Content-Type": "application/x-amz-json-1.0"})
+        conn.getresponse().read()
+        out.append((time.perf_counter() - t0) * 1000)
+    conn.close()
+    return out
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sequential", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=int, default=50)
+    args = ap.parse_args()
+    if not (1 <= args.sequential <= 20_000 and 1 <= args.concurrency <= 64 and 0 < args.seconds <= 120):
+        print("bounds: --sequential 1..20000, --concurrency 1..64, --seconds (0, 120]", file=sys.stderr)
+        return 2
+    for f in ("index.js", "index_bg.wasm"):
+        if not (ROOT / "build" / f).exists():
+            print(f"build/{f} is missing: run `bash scripts/build` first", file=sys.stderr)
+            return 1
+
+    # SIGTERM (e.g. from a timeout) must still stop wrangler: turn it into KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    tmp = Path(tempfile.mkdtemp(prefix="oeh-bench-"))
+    messaging = InstantMessaging()
+    okta = MockOkta("aus_bench")
+    worker = None
+    try:
+        persist = tmp / "state"
+        r = subprocess.run([str(ROOT / "scripts" / "seed-kv"), "--persist-to", str(persist)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            print(f"scripts/seed-kv failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}", file=sys.stderr)
+            return 1
+        env_file = tmp / "empty.env"
+        env_file.touch()
+        vars = {
+            "OKTA_AUTH_MODE": "oauth",
+            "OKTA_ISSUER": okta.issuer,
+            "OKTA_AUDIENCE": okta.audience,
+            "OKTA_ALLOWED_CLIENT_IDS": okta.client_id,
+            "OKTA_REQUIRED_SCOPE": okta.scope,
+            "OKTA_ALLOW_INSECURE_ISSUER": "true",
+            "AWS_REGION": "us-east-1",
+            "AWS_SMS_VOICE_ENDPOINT": messaging.endpoint,
+            "AWS_ACCESS_KEY_ID": AKID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "ORIGINATION_IDENTITIES": json.dumps({"US": "arn:aws:sms-voice:us-east-1:111122223333:pool/pool-us",
+                                                  "default": "arn:aws:sms-voice:us-east-1:111122223333:pool/pool"},
+                                                 separators=(",", ":")),
+            "SMS_CONFIGURATION_SET": "okta-otp",
+        }
+        worker = Wrangler(snapshot_config(tmp), vars, persist, tmp / "wrangler.log", env_file)
+        took = worker.wait_ready()
+        print(f"BENCH e2e_setup: wrangler dev ready in {took:.1f}s on 127.0.0.1:{worker.port}; "
+              f"instant messaging {messaging.endpoint}; Okta mock {okta.issuer}", flush=True)
+
+        token = okta.mint(exp=int(time.time()) + 6 * 3600)
+        bodies = Bodies()
+        warm, warm_errors = sequential(worker.port, token, bodies, args.warmup)
+        if warm_errors:
+            print(f"warm-up failed: {warm_errors[:3]}\n{worker.tail()}", file=sys.stderr)
+            return 1
+        print(f"BENCH e2e_first_request: {warm[0]:.2f}ms (JWKS fetch, key import, RS256 verify, template load)",
+              flush=True)
+
+        base = direct_messaging_baseline(messaging.port)
+        print(f"BENCH e2e_fake_messaging_alone: {summary(base)} (Python client → fake endpoint, keep-alive)",
+              flush=True)
+
+        cpu0 = session_cpu(worker.proc.pid)
+        lat, errors = sequential(worker.port, token, bodies, args.sequential)
+        cpu1 = session_cpu(worker.proc.pid)
+        print(f"BENCH e2e_sequential: {summary(lat)} errors={len(errors)}", flush=True)
+        print(f"BENCH e2e_sequential_{cpu_per_request(cpu0, cpu1, len(lat))}", flush=True)
+        for e in errors[:3]:
+            print(f"  error: {e}", file=sys.stderr)
+
+        cpu0 = session_cpu(worker.proc.pid)
+        lat, errors, elapsed = concurrent(worker.port, token, bodies, args.concurrency, args.seconds)
+        cpu1 = session_cpu(worker.proc.pid)
+        rps = len(lat) / elapsed if elapsed > 0 else float("nan")
+        s = sorted(lat)
+        print(f"BENCH e2e_concurrency_{args.concurrency}: {rps:.0f} req/s over {elapsed:.1f}s "
+              f"p50={percentile(s, 0.5):.2f}ms p99={percentile(s, 0.99):.2f}ms max={s[-1] if s else float('nan'):.2f}ms "
+              f"n={len(s)} errors={len(errors)}", flush=True)
+        print(f"BENCH e2e_concurrency_{args.concurrency}_{cpu_per_request(cpu0, cpu1, len(lat))}", flush=True)
+        for e in errors[:3]:
+            print(f"  error: {e}", file=sys.stderr)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if worker is not None:
+            worker.stop()
+            if os.environ.get("BENCH_KEEP_LOG"):
+                shutil.copy(worker.log_path, os.environ["BENCH_KEEP_LOG"])
+        messaging.close()
+        okta.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
