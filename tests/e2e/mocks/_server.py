@@ -47,6 +47,11 @@ class LoopbackServer:
             def log_message(self, *args):  # keep pytest output quiet
                 pass
 
+            def setup(self):
+                super().setup()
+                # Headers and body go out as two writes: without this, delayed ACKs stall each answer ~40 ms.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
