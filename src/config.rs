@@ -34,7 +34,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting, problem: problem.into() }
 }
 
@@ -226,7 +226,8 @@ fn url_setting(setting: &'static str, raw: &str, allow_http: bool) -> Result<Str
     Ok(url.to_string())
 }
 
-fn number(
+/// A whole-number setting within `min..=max`, or `default` when unset.
+pub(crate) fn number(
     get: &impl Fn(&str) -> Option<String>,
     setting: &'static str,
     default: u64,

@@ -1,7 +1,7 @@
 //! The event hook's settings, read apart from the telephony `Config` so that either endpoint keeps
 //! working when the other is not configured.
 
-use crate::config::{ConfigError, Source};
+use crate::config::{bad, ConfigError, Source};
 
 /// Every setting the event hook reads.
 pub const SETTINGS: &[&str] =
@@ -17,10 +17,6 @@ pub struct EventsConfig {
     pub app_ids: Vec<String>,
     /// `OKTA_CONNECT_GROUP_IDS`: Okta group ids (`00g…`) whose memberships count.
     pub group_ids: Vec<String>,
-}
-
-fn bad(setting: &'static str, problem: &str) -> ConfigError {
-    ConfigError { setting, problem: problem.into() }
 }
 
 fn is_header_name(s: &str) -> bool {

@@ -16,7 +16,7 @@ use std::fmt;
 
 use crate::aws::dynamodb;
 use crate::aws::Credentials;
-use crate::config::{ConfigError, Source};
+use crate::config::{bad, number, ConfigError, Source};
 
 /// Every setting this module reads.
 pub const SETTINGS: &[&str] = &[
@@ -44,10 +44,6 @@ pub struct SyncConfig {
     pub aws: Credentials,
     pub page_size: u32,
     pub max_pages: u32,
-}
-
-fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting, problem: problem.into() }
 }
 
 fn getter(src: &impl Source) -> impl Fn(&str) -> Option<String> + '_ {
@@ -80,8 +76,8 @@ impl SyncConfig {
                 .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required for the template sync (a Worker secret)"))?,
             session_token: get("AWS_SESSION_TOKEN"),
         };
-        let page_size = number(&get, "SYNC_PAGE_SIZE", DEFAULT_PAGE_SIZE, 1, dynamodb::MAX_LIMIT)?;
-        let max_pages = number(&get, "SYNC_MAX_PAGES", DEFAULT_MAX_PAGES, 1, 1000)?;
+        let page_size = number(&get, "SYNC_PAGE_SIZE", DEFAULT_PAGE_SIZE.into(), 1, dynamodb::MAX_LIMIT.into())? as u32;
+        let max_pages = number(&get, "SYNC_MAX_PAGES", DEFAULT_MAX_PAGES.into(), 1, 1000)? as u32;
         Ok(Some(SyncConfig { table, region, endpoint, aws, page_size, max_pages }))
     }
 }
@@ -143,22 +139,6 @@ fn endpoint_setting(setting: &'static str, raw: &str) -> Result<String, ConfigEr
         return Err(bad(setting, "must be scheme and host only, like https://dynamodb.eu-west-1.amazonaws.com"));
     }
     Ok(url.to_string())
-}
-
-fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    setting: &'static str,
-    default: u32,
-    min: u32,
-    max: u32,
-) -> Result<u32, ConfigError> {
-    match get(setting) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(bad(setting, format!("must be a whole number from {min} to {max}"))),
-        },
-    }
 }
 
 #[cfg(test)]
