@@ -1,10 +1,12 @@
 """A loopback HTTP server running in a daemon thread, shared by the mocks."""
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import struct
 import threading
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -89,3 +91,40 @@ class LoopbackServer:
     def close(self):
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class RecordingMock:
+    """A loopback mock that records every request and answers from a queued script first.
+    Subclasses implement `_handle` and append their records to `self._records` under `self._lock`."""
+
+    def __init__(self, name: str):
+        self._lock = threading.Lock()
+        self._records: list[dict] = []
+        self._script: deque = deque()
+        self._server = LoopbackServer(self._handle, name)
+        self.port = self._server.port
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, entries: list[dict]):
+        """Queue answers for the next accepted calls, in order."""
+        with self._lock:
+            self._script.extend(copy.deepcopy(entries))
+
+    def pending_script(self) -> int:
+        with self._lock:
+            return len(self._script)
+
+    def reset(self):
+        with self._lock:
+            self._records.clear()
+            self._script.clear()
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return list(self._records)
+
+    def close(self):
+        self._server.close()

@@ -30,7 +30,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
-from ._server import LoopbackServer, Reply
+from ._server import LoopbackServer, RecordingMock, Reply
 
 SERVICE_MODEL_NAME = "pinpoint-sms-voice-v2"
 JSON_CT = "application/x-amz-json-1.0"
@@ -195,7 +195,7 @@ def verify_sigv4(method: str, url: str, headers: dict, body: bytes, *, access_ke
     return True, None, info
 
 
-class MockMessaging:
+class MockMessaging(RecordingMock):
     def __init__(self, access_key: str, secret_key: str, session_token: str | None = None,
                  region: str = "us-east-1", service: str = SIGNING_NAME, max_skew_s: int = 300):
         self.access_key = access_key
@@ -204,44 +204,15 @@ class MockMessaging:
         self.region = region
         self.service = service
         self.max_skew_s = max_skew_s
-        self._lock = threading.Lock()
-        self._records: list[dict] = []
-        self._script: deque = deque()
-        self._server = LoopbackServer(self._handle, "MockMessaging")
-        self.port = self._server.port
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__("MockMessaging")
 
     # ---- controls -------------------------------------------------------------------------
-    def script(self, entries: list[dict]):
-        """Queue responses for the next accepted (well-signed, model-valid) calls, in order."""
-        with self._lock:
-            self._script.extend(copy.deepcopy(entries))
-
-    def pending_script(self) -> int:
-        with self._lock:
-            return len(self._script)
-
-    def reset(self):
-        with self._lock:
-            self._records.clear()
-            self._script.clear()
-
-    def requests(self) -> list[dict]:
-        with self._lock:
-            return list(self._records)
-
     def messages(self) -> list[dict]:
         """Accepted sends: requests that were answered 200 with a MessageId."""
         return [r for r in self.requests() if r["outcome"] == "sent"]
 
     def rejected(self) -> list[dict]:
         return [r for r in self.requests() if not r["signature_ok"] or r["model_errors"]]
-
-    def close(self):
-        self._server.close()
 
     # ---- verification -----------------------------------------------------------------------
     def verify_signature(self, method: str, path: str, headers: dict, body: bytes) -> tuple[bool, str | None, dict]:

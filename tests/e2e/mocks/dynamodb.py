@@ -35,7 +35,7 @@ import boto3
 import botocore.session
 import requests
 
-from ._server import LoopbackServer, Reply
+from ._server import LoopbackServer, RecordingMock, Reply
 from .aws import validate_params, verify_sigv4
 
 JSON_CT = "application/x-amz-json-1.0"
@@ -106,7 +106,7 @@ class MotoServer:
                 self.proc.wait(5)
 
 
-class DynamoDBProxy:
+class DynamoDBProxy(RecordingMock):
     def __init__(self, upstream: str, access_key: str, secret_key: str, session_token: str | None = None,
                  region: str = "us-east-1", max_skew_s: int = 300):
         self.upstream = upstream.rstrip("/")
@@ -115,47 +115,15 @@ class DynamoDBProxy:
         self.session_token = session_token
         self.region = region
         self.max_skew_s = max_skew_s
-        self._lock = threading.Lock()
-        self._records: list[dict] = []
-        self._script: deque = deque()
         self._http = requests.Session()
-        self._server = LoopbackServer(self._handle, "DynamoDBProxy")
-        # Headers and body leave in two writes; with Nagle's algorithm the body then waits for the
-        # peer's delayed ACK (~40 ms a response). Only this server's handler class is changed.
-        self._server._httpd.RequestHandlerClass.disable_nagle_algorithm = True
-        self.port = self._server.port
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__("DynamoDBProxy")
 
     # ---- controls -------------------------------------------------------------------------
-    def script(self, entries: list[dict]):
-        """Queue answers for the next accepted (well-signed, model-valid, allowed) calls, in order."""
-        with self._lock:
-            self._script.extend(copy.deepcopy(entries))
-
-    def pending_script(self) -> int:
-        with self._lock:
-            return len(self._script)
-
-    def reset(self):
-        with self._lock:
-            self._records.clear()
-            self._script.clear()
-
-    def requests(self) -> list[dict]:
-        with self._lock:
-            return list(self._records)
-
     def scans(self) -> list[dict]:
         return [r for r in self.requests() if r["op"] == "Scan"]
 
     def rejected(self) -> list[dict]:
         return [r for r in self.requests() if not r["signature_ok"] or r["model_errors"] or r["outcome"] == "denied"]
-
-    def close(self):
-        self._server.close()
 
     # ---- HTTP -------------------------------------------------------------------------------
     @staticmethod
