@@ -214,7 +214,7 @@ fn oauth_config(get: &impl Fn(&str) -> Option<String>) -> Result<OAuthConfig, Co
     Ok(OAuthConfig { issuer, jwks_url, audience, allowed_client_ids, required_scope, leeway_s, refetch_cooldown_s })
 }
 
-fn url_setting(setting: &'static str, raw: &str, allow_http: bool) -> Result<String, ConfigError> {
+pub(crate) fn url_setting(setting: &'static str, raw: &str, allow_http: bool) -> Result<String, ConfigError> {
     let url = raw.trim_end_matches('/');
     let ok_scheme = url.starts_with("https://") || (allow_http && url.starts_with("http://"));
     if !ok_scheme {
