@@ -11,6 +11,7 @@
 //! 3. send it through `edge::Http` and read the answer, e.g. with [`messaging::parse_message_id`],
 //!    which turns any failure into an [`error::AwsError`].
 
+pub mod connect;
 pub mod dynamodb;
 pub mod error;
 pub mod messaging;
