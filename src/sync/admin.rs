@@ -128,30 +128,8 @@ pub async fn handle<H: Http, K: Kv, C: Clock>(
     edge: &SyncEdge<'_, H, K, C>,
 ) -> Handled {
     let plain = |answer: Answer| Handled { answer, log: None, alerts: vec![] };
-    let secret = match admin {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return plain(answer::plain_error(
-                503,
-                "The admin endpoints are off (ADMIN_SECRET is not set)",
-                "ADMIN_DISABLED",
-            ))
-        }
-        Err(e) => {
-            return Handled {
-                answer: answer::plain_error(503, "The admin endpoints are misconfigured", "ADMIN_MISCONFIGURED"),
-                log: None,
-                alerts: vec![format!("admin endpoints: {e}")],
-            }
-        }
-    };
-    if let Err(e) = authorize(authorization, &secret) {
-        let detail = match e {
-            AuthError::InvalidSecret => "the admin token does not match",
-            AuthError::MissingCredentials => "no Authorization header",
-            _ => "the Authorization header is not `Bearer <token>`",
-        };
-        return plain(answer::unauthorized(401, detail, e.reason(), "Authorization"));
+    if let Some(refused) = refuse(authorization, admin) {
+        return refused;
     }
     let cfg = match sync {
         Ok(Some(c)) => c,
@@ -194,6 +172,38 @@ pub async fn handle<H: Http, K: Kv, C: Clock>(
             Handled { answer: Answer { status, body: report.to_json() }, log: Some(report.log_line()), alerts }
         }
     }
+}
+
+/// The answer to an admin request that may not proceed: admin endpoints off or misconfigured,
+/// or a wrong or missing `Authorization: Bearer <ADMIN_SECRET>`. `None`: authorized.
+pub fn refuse(authorization: Option<&str>, admin: Result<Option<AdminSecret>, ConfigError>) -> Option<Handled> {
+    let plain = |answer: Answer| Handled { answer, log: None, alerts: vec![] };
+    let secret = match admin {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Some(plain(answer::plain_error(
+                503,
+                "The admin endpoints are off (ADMIN_SECRET is not set)",
+                "ADMIN_DISABLED",
+            )))
+        }
+        Err(e) => {
+            return Some(Handled {
+                answer: answer::plain_error(503, "The admin endpoints are misconfigured", "ADMIN_MISCONFIGURED"),
+                log: None,
+                alerts: vec![format!("admin endpoints: {e}")],
+            })
+        }
+    };
+    if let Err(e) = authorize(authorization, &secret) {
+        let detail = match e {
+            AuthError::InvalidSecret => "the admin token does not match",
+            AuthError::MissingCredentials => "no Authorization header",
+            _ => "the Authorization header is not `Bearer <token>`",
+        };
+        return Some(plain(answer::unauthorized(401, detail, e.reason(), "Authorization")));
+    }
+    None
 }
 
 /// `Bearer <token>` with the token equal to the secret (constant time).

@@ -1,0 +1,268 @@
+//! The Connect side of provisioning: signed calls with bounded retries and optional pacing, and
+//! the user operations built on them (find by username or tag, create, converge, delete). Every
+//! user this Worker creates carries [`MANAGED_TAG`] = [`MANAGED_VALUE`] and [`OKTA_USER_TAG`] =
+//! the Okta user id; only such users are ever updated or deleted.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::config::ConnectConfig;
+use super::mapping::Desired;
+use crate::aws::connect::{self as api, ConnectUser, NewUser, Search};
+use crate::aws::error::{AwsError, RetryClass};
+use crate::aws::sign::sign;
+use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
+
+pub const MANAGED_TAG: &str = "managedBy";
+pub const MANAGED_VALUE: &str = "okta-edge-hooks";
+pub const OKTA_USER_TAG: &str = "oktaUserId";
+/// Each Connect call's timeout.
+pub const CALL_TIMEOUT_MS: u64 = 10_000;
+/// Tries per call for throttling, 5xx and network errors.
+const MAX_TRIES: u32 = 4;
+/// Pages of a tag search, at most.
+const MAX_SEARCH_PAGES: usize = 400;
+
+/// A failed Connect call, after retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    Aws(AwsError),
+    /// No answer (network error or timeout).
+    Network(String),
+    /// The request could not be signed (a credentials problem).
+    Sign(String),
+}
+
+impl CallError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::Aws(e) => e.retry_class() != RetryClass::Permanent,
+            CallError::Network(_) => true,
+            CallError::Sign(_) => false,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CallError::Aws(e) if e.retry_class() == RetryClass::Throttling => "CONNECT_THROTTLED",
+            CallError::Aws(e) if e.retry_class() == RetryClass::Transient => "CONNECT_UNAVAILABLE",
+            CallError::Aws(_) => "CONNECT_REJECTED",
+            CallError::Network(_) => "CONNECT_UNREACHABLE",
+            CallError::Sign(_) => "CONNECT_SIGNING_FAILED",
+        }
+    }
+
+    fn status(&self) -> Option<u16> {
+        match self {
+            CallError::Aws(e) => Some(e.status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Aws(e) => write!(f, "Connect: {e}"),
+            CallError::Network(e) => write!(f, "Connect unreachable: {e}"),
+            CallError::Sign(e) => write!(f, "Connect request not signed: {e}"),
+        }
+    }
+}
+
+/// The tags of a user this Worker creates for Okta user `okta_user_id`.
+pub fn managed_tags(okta_user_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_TAG.to_string(), MANAGED_VALUE.to_string()),
+        (OKTA_USER_TAG.to_string(), okta_user_id.to_string()),
+    ])
+}
+
+pub fn is_managed(u: &ConnectUser) -> bool {
+    u.tags.get(MANAGED_TAG).map(String::as_str) == Some(MANAGED_VALUE)
+}
+
+/// One difference between a Connect user and its desired state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    SecurityProfiles,
+    RoutingProfile,
+    IdentityInfo,
+}
+
+impl Change {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Change::SecurityProfiles => "securityProfiles",
+            Change::RoutingProfile => "routingProfile",
+            Change::IdentityInfo => "identityInfo",
+        }
+    }
+}
+
+/// What must change for `existing` to match `desired` (security profiles compared as sets).
+pub fn diff(desired: &Desired, existing: &ConnectUser) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut have = existing.security_profile_ids.clone();
+    have.sort();
+    have.dedup();
+    if have != desired.profiles.security_profile_ids {
+        out.push(Change::SecurityProfiles);
+    }
+    if existing.routing_profile_id.as_deref() != Some(desired.profiles.routing_profile_id.as_str()) {
+        out.push(Change::RoutingProfile);
+    }
+    let names = |a: &Option<String>, b: &Option<String>| a.as_deref().unwrap_or("") == b.as_deref().unwrap_or("");
+    if !names(&existing.identity_info.first_name, &desired.identity.first_name)
+        || !names(&existing.identity_info.last_name, &desired.identity.last_name)
+    {
+        out.push(Change::IdentityInfo);
+    }
+    out
+}
+
+/// Signed calls to one Connect instance, counted, optionally paced.
+pub struct Connect<'a, H, C> {
+    pub cfg: &'a ConnectConfig,
+    pub http: &'a H,
+    pub clock: &'a C,
+    /// Minimum gap between two calls (0: none).
+    pub min_interval_ms: u64,
+    pub calls: Cell<u32>,
+    last_call_ms: Cell<u64>,
+}
+
+/// The outcome of [`Connect::create`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    New(String),
+    /// 409: a user with this username exists already.
+    Exists,
+}
+
+impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
+    pub fn new(cfg: &'a ConnectConfig, http: &'a H, clock: &'a C, min_interval_ms: u64) -> Self {
+        Connect { cfg, http, clock, min_interval_ms, calls: Cell::new(0), last_call_ms: Cell::new(0) }
+    }
+
+    async fn pace(&self) {
+        if self.min_interval_ms == 0 {
+            return;
+        }
+        let next = self.last_call_ms.get() + self.min_interval_ms;
+        let now = self.clock.now_ms();
+        if now < next {
+            self.clock.sleep(next - now).await;
+        }
+        self.last_call_ms.set(self.clock.now_ms());
+    }
+
+    /// Signs and sends `req`, retrying throttling, 5xx and network errors with exponential
+    /// backoff. Returns any 2xx; a non-retryable error (or the last one) as `CallError`.
+    async fn call(&self, req: HttpRequest) -> Result<HttpResponse, CallError> {
+        let mut last = CallError::Network("not sent".into());
+        for attempt in 0..MAX_TRIES {
+            if attempt > 0 {
+                let base = if matches!(&last, CallError::Aws(e) if e.retry_class() == RetryClass::Throttling) {
+                    500
+                } else {
+                    200
+                };
+                // A little jitter from the clock keeps concurrent consumers from retrying in step.
+                self.clock.sleep(base * (1 << (attempt - 1)) + self.clock.now_ms() % 97).await;
+            }
+            self.pace().await;
+            let mut signed = req.clone();
+            sign(&mut signed, &self.cfg.aws, &self.cfg.region, api::SIGNING_NAME, self.clock.now_ms())
+                .map_err(|e| CallError::Sign(e.to_string()))?;
+            self.calls.set(self.calls.get() + 1);
+            last = match self.http.send(signed, CALL_TIMEOUT_MS).await {
+                Ok(r) if (200..300).contains(&r.status) => return Ok(r),
+                Ok(r) => CallError::Aws(crate::aws::error::parse_error(&r)),
+                Err(FetchError::Timeout) => CallError::Network("timeout".into()),
+                Err(e) => CallError::Network(e.to_string()),
+            };
+            if !last.is_transient() {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    /// Users with exactly this username (compared case-sensitively here).
+    pub async fn find_by_username(&self, username: &str) -> Result<Vec<ConnectUser>, CallError> {
+        let req = api::search_users(&self.cfg.endpoint, &self.cfg.instance_id, Search::Username(username), 100, None);
+        let page = api::parse_search(&self.call(req).await?).map_err(CallError::Aws)?;
+        Ok(page.users.into_iter().filter(|u| u.username == username).collect())
+    }
+
+    /// Every user carrying tag `key` = `value` (all pages), compared exactly here.
+    pub async fn find_by_tag(&self, key: &str, value: &str) -> Result<Vec<ConnectUser>, CallError> {
+        let mut users = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_SEARCH_PAGES {
+            let req = api::search_users(
+                &self.cfg.endpoint,
+                &self.cfg.instance_id,
+                Search::Tag(key, value),
+                api::MAX_SEARCH_RESULTS,
+                next.as_deref(),
+            );
+            let page = api::parse_search(&self.call(req).await?).map_err(CallError::Aws)?;
+            users.extend(page.users.into_iter().filter(|u| u.tags.get(key).map(String::as_str) == Some(value)));
+            next = page.next_token;
+            if next.is_none() {
+                return Ok(users);
+            }
+        }
+        Err(CallError::Aws(AwsError {
+            status: 200,
+            code: api::MALFORMED_RESPONSE.into(),
+            message: Some("more SearchUsers pages than the bound".into()),
+            reason: None,
+            request_id: None,
+        }))
+    }
+
+    pub async fn create(&self, d: &Desired) -> Result<Created, CallError> {
+        let tags = managed_tags(&d.okta_user_id);
+        let new = NewUser {
+            username: &d.username,
+            identity: &d.identity,
+            security_profile_ids: &d.profiles.security_profile_ids,
+            routing_profile_id: &d.profiles.routing_profile_id,
+            tags: &tags,
+        };
+        match self.call(api::create_user(&self.cfg.endpoint, &self.cfg.instance_id, &new)).await {
+            Ok(r) => api::parse_create(&r).map(Created::New).map_err(CallError::Aws),
+            Err(e) if e.status() == Some(409) => Ok(Created::Exists),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `changes` to `user` so that it matches `d`.
+    pub async fn update(&self, user_id: &str, d: &Desired, changes: &[Change]) -> Result<(), CallError> {
+        let (e, i) = (&self.cfg.endpoint, &self.cfg.instance_id);
+        for c in changes {
+            let req = match c {
+                Change::SecurityProfiles => {
+                    api::update_security_profiles(e, i, user_id, &d.profiles.security_profile_ids)
+                }
+                Change::RoutingProfile => api::update_routing_profile(e, i, user_id, &d.profiles.routing_profile_id),
+                Change::IdentityInfo => api::update_identity_info(e, i, user_id, &d.identity),
+            };
+            api::parse_empty(&self.call(req).await?).map_err(CallError::Aws)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a user; one that is already gone (404) counts as deleted.
+    pub async fn delete(&self, user_id: &str) -> Result<(), CallError> {
+        match self.call(api::delete_user(&self.cfg.endpoint, &self.cfg.instance_id, user_id)).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

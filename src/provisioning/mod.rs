@@ -1,0 +1,441 @@
+//! Provisioning: Okta memberships and lifecycle → Amazon Connect users.
+//!
+//! The queue consumer ([`handle_batch`]) receives the events `/okta/events` enqueued. It never
+//! trusts an event's order or content: for each Okta user in the batch it reads the user's current
+//! state from Okta (status, configured groups, configured app assignments), decides the Connect
+//! user they should have ([`mapping`]) and converges Connect to it ([`converge`]). Duplicates and
+//! reordering therefore cannot produce a wrong result: the last convergence wins, and it reflects
+//! Okta as it is.
+//!
+//! Failures: throttling, 5xx and network errors are retried inside the call, then by the queue
+//! with exponential backoff (or at Okta's rate-limit reset); after `PROVISIONING_MAX_ATTEMPTS`
+//! deliveries, or at once for a message that can never succeed (malformed, unprovisionable user,
+//! permission denied), the message goes to the dead-letter queue with its reason and a structured
+//! error log. Each user's outcome decides only that user's messages: one poison message never
+//! holds back the others.
+//!
+//! [`reconcile`] compares all of Okta with all managed Connect users (cron and admin endpoint).
+
+pub mod config;
+pub mod connect;
+pub mod mapping;
+pub mod reconcile;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::ConfigError;
+use crate::edge::{Clock, Http};
+use crate::events::delivery::QueueMessage;
+use crate::okta::assertion::RsaSigner;
+use crate::okta::{is_okta_id, OktaApi, OktaError, OktaUser, Session};
+use config::ProvisioningConfig;
+use connect::{diff, is_managed, CallError, Connect, Created, OKTA_USER_TAG};
+use mapping::{desired, has_access_status, Desired, Unprovisionable};
+
+/// Users converged concurrently within one batch.
+pub const CONCURRENCY: usize = 4;
+/// The queue consumer waits at most this long for an Okta rate-limit reset; a later reset
+/// becomes the message's retry delay.
+pub const MAX_OKTA_WAIT_MS: u64 = 5_000;
+/// Longest retry delay (Cloudflare Queues accept up to 12 h).
+pub const MAX_RETRY_DELAY_S: u64 = 3600;
+
+/// The edge services provisioning uses.
+pub struct Edge<'a, H, C, S: RsaSigner> {
+    pub http: &'a H,
+    pub clock: &'a C,
+    pub signer: &'a S,
+    pub session: &'a Session<S::PrivateKey>,
+}
+
+/// Why a user could not be converged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Okta(OktaError),
+    Connect(CallError),
+    Unprovisionable(Unprovisionable),
+}
+
+impl Failure {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::Okta(e) => e.reason(),
+            Failure::Connect(e) => e.reason(),
+            Failure::Unprovisionable(u) => u.reason(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Okta(e) => e.is_transient(),
+            Failure::Connect(e) => e.is_transient(),
+            Failure::Unprovisionable(_) => false,
+        }
+    }
+
+    /// The earliest time a retry can succeed (an Okta rate-limit reset).
+    fn not_before_ms(&self) -> Option<u64> {
+        match self {
+            Failure::Okta(OktaError::RateLimited { reset_ms }) => Some(*reset_ms),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Okta(e) => e.fmt(f),
+            Failure::Connect(e) => e.fmt(f),
+            Failure::Unprovisionable(u) => u.fmt(f),
+        }
+    }
+}
+
+impl From<OktaError> for Failure {
+    fn from(e: OktaError) -> Self {
+        Failure::Okta(e)
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        Failure::Connect(e)
+    }
+}
+
+/// What converging one user did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Converged {
+    /// `created`, `updated`, `unchanged`, `deleted`, `absent` (no access, no managed user) or
+    /// `conflict` (a user we did not create holds the username: left alone).
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<&'static str>,
+    /// Managed users deleted (no access, or left under an old username).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The Okta side of one user: `Some(groups)` (the configured groups they are in) when they
+/// should have a Connect user, with the user; `None` when not.
+pub async fn access<H: Http, C: Clock, S: RsaSigner>(
+    cfg: &ProvisioningConfig,
+    okta: &OktaApi<'_, H, C, S>,
+    user_id: &str,
+) -> Result<Option<(OktaUser, Vec<String>)>, OktaError> {
+    let Some(user) = okta.user(user_id).await? else { return Ok(None) };
+    if !has_access_status(&user.status) {
+        return Ok(None);
+    }
+    let mut groups = Vec::new();
+    if !cfg.group_ids.is_empty() {
+        let Some(all) = okta.group_ids(user_id).await? else { return Ok(None) };
+        groups = cfg.group_ids.iter().filter(|g| all.contains(g)).cloned().collect();
+    }
+    if groups.is_empty() {
+        let mut assigned = false;
+        for app in &cfg.app_ids {
+            if okta.is_assigned(app, user_id).await? {
+                assigned = true;
+                break;
+            }
+        }
+        if !assigned {
+            return Ok(None);
+        }
+    }
+    Ok(Some((user, groups)))
+}
+
+/// Makes Connect match `target` for Okta user `okta_user_id`: `Some` = this user should exist,
+/// `None` = no managed user of theirs should.
+pub async fn converge<H: Http, C: Clock>(
+    connect: &Connect<'_, H, C>,
+    okta_user_id: &str,
+    target: Option<&Desired>,
+) -> Result<Converged, CallError> {
+    let Some(d) = target else {
+        let ours: Vec<_> =
+            connect.find_by_tag(OKTA_USER_TAG, okta_user_id).await?.into_iter().filter(is_managed).collect();
+        for u in &ours {
+            connect.delete(&u.id).await?;
+        }
+        let action = if ours.is_empty() { "absent" } else { "deleted" };
+        return Ok(Converged { action, deleted: ours.len() as u32, ..Converged::default() });
+    };
+    let mut deleted = 0;
+    for round in 0..2 {
+        if let Some(u) = connect.find_by_username(&d.username).await?.into_iter().next() {
+            if !is_managed(&u) {
+                return Ok(Converged { action: "conflict", connect_user_id: Some(u.id), ..Converged::default() });
+            }
+            let changes = diff(d, &u);
+            connect.update(&u.id, d, &changes).await?;
+            let action = if changes.is_empty() { "unchanged" } else { "updated" };
+            let changes = changes.iter().map(|c| c.as_str()).collect();
+            return Ok(Converged { action, connect_user_id: Some(u.id), changes, deleted });
+        }
+        if round == 0 {
+            // The Okta login may have changed: their managed user under the old name goes.
+            for u in connect.find_by_tag(OKTA_USER_TAG, okta_user_id).await?.into_iter().filter(is_managed) {
+                connect.delete(&u.id).await?;
+                deleted += 1;
+            }
+        }
+        match connect.create(d).await? {
+            Created::New(id) => {
+                return Ok(Converged { action: "created", connect_user_id: Some(id), deleted, ..Converged::default() })
+            }
+            // Created meanwhile (a concurrent delivery, or our earlier attempt whose answer was
+            // lost): look again and converge that user.
+            Created::Exists => continue,
+        }
+    }
+    Err(CallError::Network("CreateUser answered 409 but SearchUsers does not find the user".into()))
+}
+
+/// One user, end to end: Okta's state → the desired user → Connect.
+pub async fn provision_user<H: Http, C: Clock, S: RsaSigner>(
+    cfg: &ProvisioningConfig,
+    okta: &OktaApi<'_, H, C, S>,
+    connect: &Connect<'_, H, C>,
+    user_id: &str,
+) -> Result<Converged, Failure> {
+    let target = match access(cfg, okta, user_id).await? {
+        None => None,
+        Some((user, groups)) => {
+            Some(desired(&user, &groups, &cfg.mapping, cfg.username).map_err(Failure::Unprovisionable)?)
+        }
+    };
+    Ok(converge(connect, user_id, target.as_ref()).await?)
+}
+
+/// One delivered queue message: its id, its body as JSON text and how often it was delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    pub id: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// What to do with a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    Ack,
+    Retry {
+        delay_s: u32,
+    },
+    /// Send this body to the dead-letter queue, then ack.
+    DeadLetter {
+        body: String,
+    },
+}
+
+/// What the shell does with a batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Per message id.
+    pub dispositions: Vec<(String, Disposition)>,
+    /// Structured log lines (one per user, one per refused message).
+    pub logs: Vec<String>,
+    /// Lines operators must see.
+    pub alerts: Vec<String>,
+}
+
+impl BatchOutcome {
+    /// The disposition of message `id`.
+    pub fn disposition(&self, id: &str) -> Option<&Disposition> {
+        self.dispositions.iter().find(|(m, _)| m == id).map(|(_, d)| d)
+    }
+}
+
+/// The body of a dead letter: the original message and why it died.
+fn dead_letter(m: &Incoming, reason: &str, error: &str, now_ms: u64) -> String {
+    let original: Value = serde_json::from_str(&m.body).unwrap_or_else(|_| Value::String(m.body.clone()));
+    json!({"message": original, "reason": reason, "error": error, "attempts": m.attempts,
+           "queueMessageId": m.id, "deadAtMs": now_ms})
+    .to_string()
+}
+
+/// The retry delay after the `attempts`-th delivery failed.
+pub fn backoff_s(base_s: u32, attempts: u32, not_before_ms: Option<u64>, now_ms: u64) -> u32 {
+    let exp = u64::from(base_s).saturating_mul(1u64 << attempts.saturating_sub(1).min(20));
+    let reset = not_before_ms.map(|t| t.saturating_sub(now_ms).div_ceil(1000)).unwrap_or(0);
+    exp.max(reset).min(MAX_RETRY_DELAY_S) as u32
+}
+
+/// Why a message failed, as far as its disposition cares.
+struct Why<'a> {
+    reason: &'a str,
+    error: String,
+    transient: bool,
+    not_before_ms: Option<u64>,
+}
+
+impl<'a> Why<'a> {
+    fn of(f: &'a Failure) -> Self {
+        Why { reason: f.reason(), error: f.to_string(), transient: f.is_transient(), not_before_ms: f.not_before_ms() }
+    }
+}
+
+/// Retry with backoff while attempts remain and a retry can help; otherwise dead-letter.
+fn dispose(max_attempts: u32, base_s: u32, m: &Incoming, why: &Why<'_>, now_ms: u64) -> Disposition {
+    if why.transient && m.attempts < max_attempts {
+        Disposition::Retry { delay_s: backoff_s(base_s, m.attempts, why.not_before_ms, now_ms) }
+    } else {
+        Disposition::DeadLetter { body: dead_letter(m, why.reason, &why.error, now_ms) }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserLog<'a> {
+    msg: &'static str,
+    level: &'static str,
+    okta_user_id: &'a str,
+    events: Vec<&'a str>,
+    #[serde(flatten)]
+    converged: Option<&'a Converged>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    max_attempt: u32,
+    okta_calls: u32,
+    connect_calls: u32,
+    ms: u64,
+}
+
+/// Handles one batch of queue messages.
+pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
+    cfg: Result<&ProvisioningConfig, &ConfigError>,
+    edge: &Edge<'_, H, C, S>,
+    batch: &[Incoming],
+) -> BatchOutcome {
+    let mut out = BatchOutcome::default();
+    let now = edge.clock.now_ms();
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            // Perhaps fixed soon: retry, and dead-letter after the default number of attempts.
+            out.alerts.push(format!("provisioning is misconfigured; {} message(s) wait: {e}", batch.len()));
+            for m in batch {
+                let why = Why { reason: "NOT_CONFIGURED", error: e.to_string(), transient: true, not_before_ms: None };
+                let d = dispose(5, 60, m, &why, now);
+                out.dispositions.push((m.id.clone(), d));
+            }
+            return out;
+        }
+    };
+    // Parse; poison messages go straight to the dead-letter queue.
+    let mut by_user: BTreeMap<String, Vec<(&Incoming, QueueMessage)>> = BTreeMap::new();
+    for m in batch {
+        match serde_json::from_str::<QueueMessage>(&m.body) {
+            Ok(q) if is_okta_id(&q.user_id) => by_user.entry(q.user_id.clone()).or_default().push((m, q)),
+            parsed => {
+                let why = if parsed.is_ok() { "userId is not an Okta id" } else { "not a provisioning message" };
+                out.logs.push(
+                    json!({"msg": "provisioning", "level": "error", "queueMessageId": m.id, "outcome": "dead-letter",
+                           "reason": "MALFORMED_MESSAGE", "error": why})
+                    .to_string(),
+                );
+                out.dispositions.push((
+                    m.id.clone(),
+                    Disposition::DeadLetter { body: dead_letter(m, "MALFORMED_MESSAGE", why, now) },
+                ));
+            }
+        }
+    }
+    let results: Vec<_> = stream::iter(by_user)
+        .map(|(user_id, msgs)| async move {
+            let started = edge.clock.now_ms();
+            let okta = OktaApi {
+                cfg: &cfg.okta,
+                http: edge.http,
+                clock: edge.clock,
+                signer: edge.signer,
+                session: edge.session,
+                max_wait_ms: MAX_OKTA_WAIT_MS,
+                calls: Default::default(),
+            };
+            let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 0);
+            let result = provision_user(cfg, &okta, &connect, &user_id).await;
+            let ms = edge.clock.now_ms().saturating_sub(started);
+            (user_id, msgs, result, okta.calls.get(), connect.calls.get(), ms)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+
+    let now = edge.clock.now_ms();
+    for (user_id, msgs, result, okta_calls, connect_calls, ms) in results {
+        let max_attempt = msgs.iter().map(|(m, _)| m.attempts).max().unwrap_or(1);
+        let mut log = UserLog {
+            msg: "provisioning",
+            level: "info",
+            okta_user_id: &user_id,
+            events: msgs.iter().map(|(_, q)| q.event_type.as_str()).collect(),
+            converged: None,
+            outcome: "ack",
+            retry_in_s: None,
+            reason: None,
+            error: None,
+            max_attempt,
+            okta_calls,
+            connect_calls,
+            ms,
+        };
+        match &result {
+            Ok(c) => {
+                log.converged = Some(c);
+                if c.action == "conflict" {
+                    log.level = "warn";
+                    log.reason = Some("UNMANAGED_USER_EXISTS");
+                }
+                for (m, _) in &msgs {
+                    out.dispositions.push((m.id.clone(), Disposition::Ack));
+                }
+            }
+            Err(f) => {
+                log.reason = Some(f.reason());
+                log.error = Some(f.to_string());
+                for (m, _) in &msgs {
+                    let d = dispose(cfg.max_attempts, cfg.retry_base_s, m, &Why::of(f), now);
+                    match &d {
+                        Disposition::Retry { delay_s } => {
+                            log.level = "warn";
+                            log.outcome = "retry";
+                            log.retry_in_s = Some(*delay_s);
+                        }
+                        _ => {
+                            log.level = "error";
+                            log.outcome = "dead-letter";
+                        }
+                    }
+                    out.dispositions.push((m.id.clone(), d));
+                }
+            }
+        }
+        out.logs.push(serde_json::to_string(&log).expect("plain fields"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

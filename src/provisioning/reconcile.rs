@@ -1,0 +1,422 @@
+//! Full reconciliation: every Okta user who should have a Connect user (members of the configured
+//! groups, users assigned to the configured apps) against every Connect user carrying our
+//! `managedBy` tag. Creates the missing, updates the drifted, deletes the orphans; a dry run only
+//! plans. Runs daily on the Cron Trigger (`RECONCILE_CRON`) and on `POST
+//! /admin/provisioning/reconcile[?dryRun=true]`.
+//!
+//! Both sides are paginated (Okta `Link` headers, Connect `NextToken`); Connect writes are paced
+//! to `RECONCILE_CONNECT_RPS`; Okta rate limits are waited out (up to a minute each). Safety: a
+//! listing that fails aborts the run before any change (a missing group must never read as "no
+//! members"), and a run planning more than `RECONCILE_MAX_DELETES` deletions holds all of them
+//! back and alerts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::config::ProvisioningConfig;
+use super::connect::{diff, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE, OKTA_USER_TAG};
+use super::mapping::{desired, has_access_status, Desired};
+use super::Edge;
+use crate::aws::connect::ConnectUser;
+use crate::config::ConfigError;
+use crate::edge::{Clock, Http};
+use crate::okta::assertion::RsaSigner;
+use crate::okta::{OktaApi, OktaUser};
+use crate::sync::admin::{refuse, Gate, Handled};
+use crate::sync::config::AdminSecret;
+use crate::telephony::answer::{self, Answer};
+
+/// Changes listed in a report, at most (the counts are always complete).
+pub const MAX_LISTED_CHANGES: usize = 1000;
+/// Longest wait for an Okta rate-limit reset during a reconciliation.
+pub const MAX_OKTA_WAIT_MS: u64 = 60_000;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub create: u32,
+    pub update: u32,
+    pub delete: u32,
+    pub unchanged: u32,
+    /// A user we did not create holds the username, or two Okta users map to one username.
+    pub conflict: u32,
+    /// Okta users who should have access but cannot be provisioned (see the change's reason).
+    pub unprovisionable: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Side {
+    /// Okta: users who should have access; Connect: managed users found.
+    pub users: u32,
+    pub calls: u32,
+}
+
+/// One planned or applied change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEntry {
+    pub action: &'static str,
+    pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub okta_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<&'static str>,
+    /// `planned`, `done`, `held` (deletions over the limit), `failed`, or `skipped`.
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    pub ok: bool,
+    pub dry_run: bool,
+    pub trigger: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub okta: Side,
+    pub connect: Side,
+    /// What the plan holds.
+    pub planned: Counts,
+    /// Changes applied (all zero in a dry run).
+    pub applied: Counts,
+    pub failed: u32,
+    /// Deletions held back because there were more than `RECONCILE_MAX_DELETES`.
+    pub deletes_held: u32,
+    pub duration_ms: u64,
+    pub changes: Vec<ChangeEntry>,
+    pub changes_truncated: bool,
+}
+
+impl ReconcileReport {
+    fn push(&mut self, e: ChangeEntry) {
+        if self.changes.len() < MAX_LISTED_CHANGES {
+            self.changes.push(e);
+        } else {
+            self.changes_truncated = true;
+        }
+    }
+
+    /// The log line: counts only, no usernames.
+    pub fn log_line(&self) -> String {
+        serde_json::json!({
+            "msg": "provisioning-reconcile", "level": if self.ok { "info" } else { "error" },
+            "ok": self.ok, "dryRun": self.dry_run, "trigger": self.trigger, "error": self.error,
+            "okta": self.okta, "connect": self.connect, "planned": self.planned, "applied": self.applied,
+            "failed": self.failed, "deletesHeld": self.deletes_held, "durationMs": self.duration_ms,
+        })
+        .to_string()
+    }
+}
+
+enum Planned {
+    Create(Desired),
+    Update(Desired, ConnectUser, Vec<Change>),
+    Delete(ConnectUser),
+}
+
+/// Every Okta user with access, with the configured groups they are in (sorted by id).
+async fn okta_side<H: Http, C: Clock, S: RsaSigner>(
+    cfg: &ProvisioningConfig,
+    okta: &OktaApi<'_, H, C, S>,
+) -> Result<BTreeMap<String, (OktaUser, Vec<String>)>, crate::okta::OktaError> {
+    let mut users: BTreeMap<String, (OktaUser, Vec<String>)> = BTreeMap::new();
+    for gid in &cfg.group_ids {
+        for u in okta.group_members(gid).await? {
+            users.entry(u.id.clone()).or_insert_with(|| (u, Vec::new())).1.push(gid.clone());
+        }
+    }
+    for app in &cfg.app_ids {
+        for u in okta.app_users(app).await? {
+            users.entry(u.id.clone()).or_insert_with(|| (u, Vec::new()));
+        }
+    }
+    users.retain(|_, (u, _)| has_access_status(&u.status));
+    Ok(users)
+}
+
+/// Runs a reconciliation. `trigger` is `cron` or `admin`.
+pub async fn run<H: Http, C: Clock, S: RsaSigner>(
+    cfg: &ProvisioningConfig,
+    edge: &Edge<'_, H, C, S>,
+    dry_run: bool,
+    trigger: &'static str,
+) -> ReconcileReport {
+    let started = edge.clock.now_ms();
+    let mut report = ReconcileReport { dry_run, trigger, ..ReconcileReport::default() };
+    let okta = OktaApi {
+        cfg: &cfg.okta,
+        http: edge.http,
+        clock: edge.clock,
+        signer: edge.signer,
+        session: edge.session,
+        max_wait_ms: MAX_OKTA_WAIT_MS,
+        calls: Default::default(),
+    };
+    let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 1000 / u64::from(cfg.reconcile_rps.max(1)));
+
+    let listed = okta_side(cfg, &okta).await;
+    report.okta.calls = okta.calls.get();
+    let okta_users = match listed {
+        Ok(u) => u,
+        Err(e) => {
+            report.error = Some(format!("listing Okta failed, nothing changed: {e}"));
+            report.duration_ms = edge.clock.now_ms() - started;
+            return report;
+        }
+    };
+    report.okta.users = okta_users.len() as u32;
+    let managed = connect.find_by_tag(MANAGED_TAG, MANAGED_VALUE).await;
+    report.connect.calls = connect.calls.get();
+    let managed = match managed {
+        Ok(m) => m,
+        Err(e) => {
+            report.error = Some(format!("listing Connect failed, nothing changed: {e}"));
+            report.duration_ms = edge.clock.now_ms() - started;
+            return report;
+        }
+    };
+    report.connect.users = managed.len() as u32;
+
+    // Plan.
+    let mut existing: BTreeMap<String, ConnectUser> = BTreeMap::new();
+    let mut plan = Vec::new();
+    for u in managed {
+        if existing.contains_key(&u.username) {
+            plan.push(Planned::Delete(u)); // a managed duplicate (cannot normally happen)
+        } else {
+            existing.insert(u.username.clone(), u);
+        }
+    }
+    let mut wanted = BTreeSet::new();
+    for (id, (user, groups)) in &okta_users {
+        let d = match desired(user, groups, &cfg.mapping, cfg.username) {
+            Ok(d) => d,
+            Err(e) => {
+                report.planned.unprovisionable += 1;
+                report.push(ChangeEntry {
+                    action: "skip",
+                    username: user.login.clone(),
+                    okta_user_id: Some(id.clone()),
+                    connect_user_id: None,
+                    fields: vec![],
+                    result: "skipped",
+                    reason: Some(format!("{}: {e}", e.reason())),
+                });
+                continue;
+            }
+        };
+        if !wanted.insert(d.username.clone()) {
+            report.planned.conflict += 1;
+            report.push(ChangeEntry {
+                action: "skip",
+                username: d.username,
+                okta_user_id: Some(id.clone()),
+                connect_user_id: None,
+                fields: vec![],
+                result: "skipped",
+                reason: Some("CONFLICT: another Okta user maps to the same username".into()),
+            });
+            continue;
+        }
+        match existing.get(&d.username) {
+            Some(u) => {
+                let changes = diff(&d, u);
+                if changes.is_empty() {
+                    report.planned.unchanged += 1;
+                } else {
+                    plan.push(Planned::Update(d, u.clone(), changes));
+                }
+            }
+            None => plan.push(Planned::Create(d)),
+        }
+    }
+    for (name, u) in existing {
+        if !wanted.contains(&name) {
+            plan.push(Planned::Delete(u));
+        }
+    }
+    for p in &plan {
+        match p {
+            Planned::Create(_) => report.planned.create += 1,
+            Planned::Update(..) => report.planned.update += 1,
+            Planned::Delete(_) => report.planned.delete += 1,
+        }
+    }
+    let hold_deletes = report.planned.delete > cfg.reconcile_max_deletes;
+    if hold_deletes {
+        report.deletes_held = report.planned.delete;
+    }
+
+    // Apply (or list) each change.
+    for p in plan {
+        let (mut entry, outcome) = match p {
+            Planned::Create(d) => {
+                let entry = entry("create", &d.username, Some(&d.okta_user_id), None, vec![]);
+                let outcome = if dry_run { None } else { Some(connect.create(&d).await) };
+                match outcome {
+                    Some(Ok(Created::New(id))) => {
+                        report.applied.create += 1;
+                        (ChangeEntry { connect_user_id: Some(id), ..entry }, Ok("done"))
+                    }
+                    Some(Ok(Created::Exists)) => {
+                        report.applied.conflict += 1;
+                        (entry, Err("CONFLICT: a Connect user we did not create has this username".to_string()))
+                    }
+                    Some(Err(e)) => (entry, Err(format!("{}: {e}", e.reason()))),
+                    None => (entry, Ok("planned")),
+                }
+            }
+            Planned::Update(d, u, changes) => {
+                let fields = changes.iter().map(Change::as_str).collect();
+                let entry = entry("update", &d.username, Some(&d.okta_user_id), Some(&u.id), fields);
+                if dry_run {
+                    (entry, Ok("planned"))
+                } else {
+                    match connect.update(&u.id, &d, &changes).await {
+                        Ok(()) => {
+                            report.applied.update += 1;
+                            (entry, Ok("done"))
+                        }
+                        Err(e) => (entry, Err(format!("{}: {e}", e.reason()))),
+                    }
+                }
+            }
+            Planned::Delete(u) => {
+                let okta_id = u.tags.get(OKTA_USER_TAG).map(String::as_str);
+                let entry = entry("delete", &u.username, okta_id, Some(&u.id), vec![]);
+                if hold_deletes {
+                    (entry, Ok("held"))
+                } else if dry_run {
+                    (entry, Ok("planned"))
+                } else {
+                    match connect.delete(&u.id).await {
+                        Ok(()) => {
+                            report.applied.delete += 1;
+                            (entry, Ok("done"))
+                        }
+                        Err(e) => (entry, Err(format!("{}: {e}", e.reason()))),
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(result) => entry.result = result,
+            Err(reason) => {
+                if !reason.starts_with("CONFLICT") {
+                    report.failed += 1;
+                }
+                entry.result = if reason.starts_with("CONFLICT") { "skipped" } else { "failed" };
+                entry.reason = Some(reason);
+            }
+        }
+        report.push(entry);
+    }
+    report.connect.calls = connect.calls.get();
+    report.okta.calls = okta.calls.get();
+    report.ok = report.failed == 0 && !hold_deletes;
+    if hold_deletes {
+        report.error = Some(format!(
+            "{} deletions held back: more than RECONCILE_MAX_DELETES ({}); check the Okta groups and apps, then raise the limit",
+            report.deletes_held, cfg.reconcile_max_deletes
+        ));
+    } else if report.failed > 0 {
+        report.error = Some(format!("{} change(s) failed; the next run retries them", report.failed));
+    }
+    report.duration_ms = edge.clock.now_ms() - started;
+    report
+}
+
+fn entry(
+    action: &'static str,
+    username: &str,
+    okta_user_id: Option<&str>,
+    connect_user_id: Option<&str>,
+    fields: Vec<&'static str>,
+) -> ChangeEntry {
+    ChangeEntry {
+        action,
+        username: username.to_string(),
+        okta_user_id: okta_user_id.map(String::from),
+        connect_user_id: connect_user_id.map(String::from),
+        fields,
+        result: "planned",
+        reason: None,
+    }
+}
+
+/// `POST /admin/provisioning/reconcile[?dryRun=true]`: 200 with the report when the run
+/// succeeded, 502 when a listing failed, a change failed or deletions were held.
+pub async fn admin<H: Http, C: Clock, S: RsaSigner>(
+    authorization: Option<&str>,
+    admin_secret: Result<Option<AdminSecret>, ConfigError>,
+    cfg: Option<Result<ProvisioningConfig, ConfigError>>,
+    gate: &Gate,
+    edge: &Edge<'_, H, C, S>,
+    dry_run: bool,
+) -> Handled {
+    if let Some(refused) = refuse(authorization, admin_secret) {
+        return refused;
+    }
+    let plain = |answer: Answer| Handled { answer, log: None, alerts: vec![] };
+    let cfg = match cfg {
+        Some(Ok(c)) => c,
+        None => {
+            return plain(answer::plain_error(
+                503,
+                "Provisioning is not configured (CONNECT_INSTANCE_ID is not set)",
+                "PROVISIONING_NOT_CONFIGURED",
+            ))
+        }
+        Some(Err(e)) => {
+            return plain(answer::plain_error(
+                503,
+                &format!("Provisioning is misconfigured: {e}"),
+                "PROVISIONING_MISCONFIGURED",
+            ))
+        }
+    };
+    let Some(_entered) = gate.try_enter() else {
+        return plain(answer::plain_error(409, "A reconciliation is already running", "RECONCILE_IN_PROGRESS"));
+    };
+    let report = run(&cfg, edge, dry_run, "admin").await;
+    finish(report)
+}
+
+/// The Cron Trigger's run. `cfg` is `None` when provisioning is off (nothing to do).
+pub async fn scheduled<H: Http, C: Clock, S: RsaSigner>(
+    cfg: Option<Result<ProvisioningConfig, ConfigError>>,
+    gate: &Gate,
+    edge: &Edge<'_, H, C, S>,
+) -> Handled {
+    let skipped = |why: &str| Handled {
+        answer: Answer { status: 200, body: String::new() },
+        log: Some(serde_json::json!({"msg": "provisioning-reconcile", "level": "info", "skipped": why}).to_string()),
+        alerts: vec![],
+    };
+    let cfg = match cfg {
+        None => return skipped("CONNECT_INSTANCE_ID is not set: provisioning is off"),
+        Some(Err(e)) => {
+            return Handled {
+                answer: Answer { status: 500, body: String::new() },
+                log: None,
+                alerts: vec![format!("provisioning is misconfigured; no reconciliation: {e}")],
+            }
+        }
+        Some(Ok(c)) => c,
+    };
+    let Some(_entered) = gate.try_enter() else { return skipped("a reconciliation is already running") };
+    finish(run(&cfg, edge, false, "cron").await)
+}
+
+fn finish(report: ReconcileReport) -> Handled {
+    let alerts = report.error.iter().map(|e| format!("provisioning reconciliation: {e}")).collect();
+    let status = if report.ok { 200 } else { 502 };
+    let body = serde_json::to_string(&report).expect("plain fields");
+    Handled { answer: Answer { status, body }, log: Some(report.log_line()), alerts }
+}

@@ -1,0 +1,600 @@
+//! The consumer and the reconciliation against an in-memory Okta org and Connect instance served
+//! through `ScriptedHttp`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use super::config::{tests::settings, ProvisioningConfig};
+use super::connect::{MANAGED_TAG, MANAGED_VALUE, OKTA_USER_TAG};
+use super::reconcile;
+use super::*;
+use crate::edge::{HttpRequest, HttpResponse};
+use crate::okta::assertion::PureRustSigner;
+use crate::testing::{block_on, json_response, FakeClock, ScriptedHttp};
+
+
+#[derive(Default)]
+struct World {
+    users: BTreeMap<String, Value>,
+    groups: BTreeMap<String, Vec<String>>,
+    apps: BTreeMap<String, Vec<String>>,
+    connect: Vec<Value>,
+    next_id: u32,
+    /// (operation, answer) consumed by the first matching Connect call.
+    connect_faults: VecDeque<(&'static str, HttpResponse)>,
+    okta_faults: VecDeque<HttpResponse>,
+    log: Vec<String>,
+}
+
+impl World {
+    fn add_user(&mut self, id: &str, login: &str, status: &str) {
+        self.users.insert(
+            id.into(),
+            json!({"id": id, "status": status, "profile": {"login": login, "email": login, "firstName": "First", "lastName": id}}),
+        );
+    }
+
+    fn connect_user(&self, username: &str) -> Option<&Value> {
+        self.connect.iter().find(|u| u["Username"] == username)
+    }
+
+    fn ops(&self) -> Vec<&str> {
+        self.log.iter().map(String::as_str).collect()
+    }
+}
+
+fn aws_error(status: u16, code: &str) -> HttpResponse {
+    let mut r = json_response(status, &json!({"Message": "mock"}).to_string());
+    r.headers.push(("x-amzn-ErrorType".into(), code.into()));
+    r
+}
+
+fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
+    let mut w = world.borrow_mut();
+    let url = req.url.clone();
+    if let Some(path) = url.strip_prefix("https://example.okta.com") {
+        if path == "/oauth2/v1/token" {
+            return json_response(200, r#"{"token_type":"Bearer","expires_in":3600,"access_token":"at"}"#);
+        }
+        w.log.push(format!("okta {path}"));
+        if let Some(f) = w.okta_faults.pop_front() {
+            return f;
+        }
+        let path = path.split('?').next().unwrap();
+        let parts: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+        let users =
+            |ids: &[String], w: &World| Value::Array(ids.iter().filter_map(|i| w.users.get(i).cloned()).collect());
+        return match parts.as_slice() {
+            ["users", id] => w.users.get(*id).map_or(json_response(404, "{}"), |u| json_response(200, &u.to_string())),
+            ["users", id, "groups"] => {
+                let gs: Vec<Value> =
+                    w.groups.iter().filter(|(_, m)| m.iter().any(|u| u == id)).map(|(g, _)| json!({"id": g})).collect();
+                json_response(200, &Value::Array(gs).to_string())
+            }
+            ["groups", g, "users"] => {
+                w.groups.get(*g).map_or(json_response(404, "{}"), |m| json_response(200, &users(m, &w).to_string()))
+            }
+            ["apps", a, "users"] => w.apps.get(*a).map_or(json_response(404, "{}"), |m| {
+                let items: Vec<Value> = m
+                    .iter()
+                    .filter_map(|u| w.users.get(u))
+                    .map(|u| json!({"id": u["id"], "_embedded": {"user": u}}))
+                    .collect();
+                json_response(200, &Value::Array(items).to_string())
+            }),
+            ["apps", a, "users", u] => {
+                if w.apps.get(*a).is_some_and(|m| m.iter().any(|x| x == u)) {
+                    json_response(200, &json!({"id": u}).to_string())
+                } else {
+                    json_response(404, "{}")
+                }
+            }
+            _ => json_response(404, "{}"),
+        };
+    }
+    let path = url.strip_prefix("https://connect.us-east-1.amazonaws.com").expect("only Okta and Connect");
+    assert!(req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")), "signed");
+    let body: Value = if req.body.is_empty() { Value::Null } else { serde_json::from_slice(&req.body).unwrap() };
+    let op = match (req.method, path) {
+        ("POST", "/search-users") => "SearchUsers",
+        ("PUT", _) => "CreateUser",
+        ("DELETE", _) => "DeleteUser",
+        ("POST", p) if p.ends_with("/security-profiles") => "UpdateUserSecurityProfiles",
+        ("POST", p) if p.ends_with("/routing-profile") => "UpdateUserRoutingProfile",
+        ("POST", p) if p.ends_with("/identity-info") => "UpdateUserIdentityInfo",
+        other => panic!("unexpected Connect call {other:?}"),
+    };
+    w.log.push(op.to_string());
+    if let Some(i) = w.connect_faults.iter().position(|(o, _)| *o == op) {
+        return w.connect_faults.remove(i).unwrap().1;
+    }
+    let user_id = path.split('/').nth(3).map(String::from);
+    match op {
+        "SearchUsers" => {
+            let found: Vec<Value> = w
+                .connect
+                .iter()
+                .filter(|u| match (&body["SearchCriteria"], &body["SearchFilter"]) {
+                    // Case-insensitive on purpose: the client must compare usernames itself.
+                    (Value::Object(c), _) => u["Username"]
+                        .as_str()
+                        .unwrap()
+                        .eq_ignore_ascii_case(c["StringCondition"]["Value"].as_str().unwrap()),
+                    (_, Value::Object(f)) => {
+                        let t = &f["TagFilter"]["TagCondition"];
+                        u["Tags"][t["TagKey"].as_str().unwrap()] == t["TagValue"]
+                    }
+                    _ => true,
+                })
+                .cloned()
+                .collect();
+            json_response(200, &json!({"Users": found, "ApproximateTotalCount": found.len()}).to_string())
+        }
+        "CreateUser" => {
+            if w.connect.iter().any(|u| u["Username"] == body["Username"]) {
+                return aws_error(409, "DuplicateResourceException");
+            }
+            w.next_id += 1;
+            let id = format!("c-{}", w.next_id);
+            let mut u = body.clone();
+            u["Id"] = id.clone().into();
+            w.connect.push(u);
+            json_response(200, &json!({"UserId": id, "UserArn": format!("arn:agent/{id}")}).to_string())
+        }
+        "DeleteUser" => {
+            let before = w.connect.len();
+            w.connect.retain(|u| Some(u["Id"].as_str().unwrap().to_string()) != user_id);
+            if w.connect.len() == before {
+                aws_error(404, "ResourceNotFoundException")
+            } else {
+                json_response(200, "")
+            }
+        }
+        _ => {
+            let Some(u) = w.connect.iter_mut().find(|u| Some(u["Id"].as_str().unwrap().to_string()) == user_id) else {
+                return aws_error(404, "ResourceNotFoundException");
+            };
+            for (k, v) in body.as_object().unwrap() {
+                u[k] = v.clone();
+            }
+            json_response(200, "")
+        }
+    }
+}
+
+struct Rig {
+    cfg: ProvisioningConfig,
+    world: Rc<RefCell<World>>,
+    http: Rc<ScriptedHttp>,
+    clock: Rc<FakeClock>,
+    session: Session<<PureRustSigner as RsaSigner>::PrivateKey>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let world = Rc::new(RefCell::new(World::default()));
+        {
+            let mut w = world.borrow_mut();
+            w.groups.insert("00gAGENTS".into(), vec![]);
+            w.groups.insert("00gSUPERVISORS".into(), vec![]);
+            w.groups.insert("00gQUALITY".into(), vec![]);
+            w.apps.insert("0oaCONNECT".into(), vec![]);
+        }
+        let http = Rc::new(ScriptedHttp::default());
+        let w = world.clone();
+        http.answer_with(move |r| Ok(serve(w.clone(), r)));
+        let cfg = ProvisioningConfig::from_source(&settings()).unwrap();
+        Rig { cfg, world, http, clock: Rc::new(FakeClock::at(1_700_000_000_000)), session: Session::default() }
+    }
+
+    fn edge(&self) -> Edge<'_, Rc<ScriptedHttp>, Rc<FakeClock>, PureRustSigner> {
+        Edge { http: &self.http, clock: &self.clock, signer: &PureRustSigner, session: &self.session }
+    }
+
+    fn batch(&self, msgs: &[(&str, &str, u32)]) -> BatchOutcome {
+        let incoming: Vec<Incoming> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, (user, ty, attempts))| Incoming {
+                id: format!("m{i}"),
+                body: json!({"uuid": format!("u{i}"), "eventType": ty, "userId": user}).to_string(),
+                attempts: *attempts,
+            })
+            .collect();
+        block_on(handle_batch(Ok(&self.cfg), &self.edge(), &incoming))
+    }
+
+    fn in_group(&self, g: &str, u: &str) {
+        self.world.borrow_mut().groups.get_mut(g).unwrap().push(u.into());
+    }
+}
+
+fn actions(out: &BatchOutcome) -> Vec<String> {
+    out.logs
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+#[test]
+fn a_member_gets_a_tagged_soft_phone_user_with_mapped_profiles() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "Ana.Garcia@example.com", "ACTIVE");
+    rig.in_group("00gSUPERVISORS", "00uANA");
+    rig.in_group("00gQUALITY", "00uANA");
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    assert_eq!(out.dispositions, vec![("m0".to_string(), Disposition::Ack)]);
+    assert_eq!(actions(&out), ["created"]);
+    let w = rig.world.borrow();
+    let u = w.connect_user("Ana.Garcia@example.com").unwrap();
+    assert_eq!(u["SecurityProfileIds"], json!(["sp-agent", "sp-quality", "sp-supervisor"]));
+    assert_eq!(u["RoutingProfileId"], "rp-escalations");
+    assert_eq!(u["PhoneConfig"], json!({"PhoneType": "SOFT_PHONE"}));
+    assert_eq!(u["IdentityInfo"], json!({"FirstName": "First", "LastName": "00uANA"}));
+    assert_eq!(u["Tags"], json!({MANAGED_TAG: MANAGED_VALUE, OKTA_USER_TAG: "00uANA"}));
+}
+
+#[test]
+fn duplicate_and_repeated_events_converge_to_one_user() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1), ("00uANA", "group.user_membership.add", 1)]);
+    assert_eq!(out.logs.len(), 1, "one convergence per user per batch");
+    assert!(out.dispositions.iter().all(|(_, d)| *d == Disposition::Ack));
+    let again = rig.batch(&[("00uANA", "application.user_membership.add", 2)]);
+    assert_eq!(actions(&again), ["unchanged"]);
+    let w = rig.world.borrow();
+    assert_eq!(w.connect.len(), 1);
+    assert_eq!(w.ops().iter().filter(|o| **o == "CreateUser").count(), 1);
+}
+
+#[test]
+fn out_of_order_events_follow_oktas_current_state() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    // Okta state: removed from the group. The add event arrives last.
+    let out = rig.batch(&[("00uANA", "group.user_membership.remove", 1), ("00uANA", "group.user_membership.add", 1)]);
+    assert_eq!(actions(&out), ["absent"]);
+    assert!(rig.world.borrow().connect.is_empty());
+    rig.in_group("00gAGENTS", "00uANA");
+    assert_eq!(
+        actions(&rig.batch(&[("00uANA", "group.user_membership.remove", 1)])),
+        ["created"],
+        "state, not event type"
+    );
+}
+
+#[test]
+fn losing_access_deletes_only_our_users() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    rig.world.borrow_mut().users.get_mut("00uANA").unwrap()["status"] = "SUSPENDED".into();
+    let out = rig.batch(&[("00uANA", "user.lifecycle.suspend", 1)]);
+    assert_eq!(actions(&out), ["deleted"]);
+    assert!(rig.world.borrow().connect.is_empty());
+    // Someone else's user carrying the Okta id but not our managedBy tag is never touched.
+    rig.world
+        .borrow_mut()
+        .connect
+        .push(json!({"Id": "c-x", "Username": "ana@example.com", "Tags": {OKTA_USER_TAG: "00uANA"}}));
+    rig.world.borrow_mut().users.remove("00uANA");
+    assert_eq!(actions(&rig.batch(&[("00uANA", "user.lifecycle.delete.initiated", 1)])), ["absent"]);
+    assert_eq!(rig.world.borrow().connect.len(), 1);
+}
+
+#[test]
+fn an_unmanaged_user_with_the_username_is_left_alone() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.world
+        .borrow_mut()
+        .connect
+        .push(json!({"Id": "c-admin", "Username": "ana@example.com", "SecurityProfileIds": ["sp-admin"], "Tags": {}}));
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    assert_eq!(actions(&out), ["conflict"]);
+    assert_eq!(out.dispositions[0].1, Disposition::Ack);
+    assert!(out.logs[0].contains("UNMANAGED_USER_EXISTS"));
+    assert_eq!(rig.world.borrow().connect[0]["SecurityProfileIds"], json!(["sp-admin"]));
+    assert!(!rig.world.borrow().ops().iter().any(|o| o.starts_with("Update") || *o == "DeleteUser"));
+}
+
+#[test]
+fn a_case_variant_username_is_a_different_user() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "Ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.world.borrow_mut().connect.push(json!({"Id": "c-other", "Username": "ana@example.com", "Tags": {}}));
+    assert_eq!(actions(&rig.batch(&[("00uANA", "group.user_membership.add", 1)])), ["created"]);
+    assert!(rig.world.borrow().connect_user("Ana@example.com").is_some());
+}
+
+#[test]
+fn drift_is_converged_with_the_update_calls() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    rig.in_group("00gSUPERVISORS", "00uANA");
+    rig.world.borrow_mut().users.get_mut("00uANA").unwrap()["profile"]["firstName"] = "Ana".into();
+    let out = rig.batch(&[("00uANA", "user.account.update_profile", 1)]);
+    let log: Value = serde_json::from_str(&out.logs[0]).unwrap();
+    assert_eq!(log["action"], "updated");
+    assert_eq!(log["changes"], json!(["securityProfiles", "routingProfile", "identityInfo"]));
+    let w = rig.world.borrow();
+    let u = w.connect_user("ana@example.com").unwrap();
+    assert_eq!(u["SecurityProfileIds"], json!(["sp-agent", "sp-supervisor"]));
+    assert_eq!(u["RoutingProfileId"], "rp-escalations");
+    assert_eq!(u["IdentityInfo"]["FirstName"], "Ana");
+}
+
+#[test]
+fn a_renamed_login_replaces_the_old_user() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@old.example", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    rig.world.borrow_mut().users.get_mut("00uANA").unwrap()["profile"]["login"] = "ana@new.example".into();
+    let out = rig.batch(&[("00uANA", "user.account.update_profile", 1)]);
+    let log: Value = serde_json::from_str(&out.logs[0]).unwrap();
+    assert_eq!((log["action"].as_str(), log["deleted"].as_u64()), (Some("created"), Some(1)));
+    let w = rig.world.borrow();
+    assert_eq!(w.connect.iter().map(|u| u["Username"].as_str().unwrap()).collect::<Vec<_>>(), ["ana@new.example"]);
+}
+
+#[test]
+fn app_assignment_grants_the_default_profiles() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uBOB", "bob@example.com", "ACTIVE");
+    rig.world.borrow_mut().apps.get_mut("0oaCONNECT").unwrap().push("00uBOB".into());
+    assert_eq!(actions(&rig.batch(&[("00uBOB", "application.user_membership.add", 1)])), ["created"]);
+    let w = rig.world.borrow();
+    let u = w.connect_user("bob@example.com").unwrap();
+    assert_eq!(
+        (u["SecurityProfileIds"].clone(), u["RoutingProfileId"].clone()),
+        (json!(["sp-agent"]), json!("rp-basic"))
+    );
+}
+
+#[test]
+fn a_409_race_converges_the_existing_user() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    // Another consumer creates the user between our search and our create.
+    let mut dup = aws_error(409, "DuplicateResourceException");
+    dup.status = 409;
+    rig.world.borrow_mut().connect_faults.push_back(("CreateUser", dup));
+    rig.world.borrow_mut().connect.push(json!({"Id": "c-race", "Username": "someone-else", "Tags": {}}));
+    {
+        // Arrange for the racing user to appear when CreateUser answers 409.
+        let w = rig.world.clone();
+        let inner = rig.http.fallback.borrow_mut().take().unwrap();
+        rig.http.answer_with(move |r| {
+            let resp = inner(r);
+            if r.method == "PUT" && resp.as_ref().is_ok_and(|x| x.status == 409) {
+                w.borrow_mut().connect.push(
+                    json!({"Id": "c-9", "Username": "ana@example.com", "SecurityProfileIds": ["sp-agent"],
+                    "RoutingProfileId": "rp-old", "IdentityInfo": {"FirstName": "First", "LastName": "00uANA"},
+                    "Tags": {MANAGED_TAG: MANAGED_VALUE, OKTA_USER_TAG: "00uANA"}}),
+                );
+            }
+            resp
+        });
+    }
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    let log: Value = serde_json::from_str(&out.logs[0]).unwrap();
+    assert_eq!((log["action"].as_str(), log["connectUserId"].as_str()), (Some("updated"), Some("c-9")));
+    assert_eq!(log["changes"], json!(["routingProfile"]));
+    assert_eq!(rig.world.borrow().connect.iter().filter(|u| u["Username"] == "ana@example.com").count(), 1);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_inside_the_call() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.world.borrow_mut().connect_faults.push_back(("CreateUser", aws_error(429, "ThrottlingException")));
+    rig.world.borrow_mut().connect_faults.push_back(("CreateUser", aws_error(500, "InternalServiceException")));
+    assert_eq!(actions(&rig.batch(&[("00uANA", "group.user_membership.add", 1)])), ["created"]);
+    assert_eq!(rig.world.borrow().ops().iter().filter(|o| **o == "CreateUser").count(), 3);
+}
+
+#[test]
+fn persistent_failures_retry_with_backoff_then_dead_letter() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    for _ in 0..8 {
+        rig.world.borrow_mut().connect_faults.push_back(("SearchUsers", aws_error(503, "ServiceUnavailable")));
+    }
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 2)]);
+    assert_eq!(out.dispositions[0].1, Disposition::Retry { delay_s: 60 }, "30 s doubled for the 2nd attempt");
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 5)]);
+    let Disposition::DeadLetter { body } = &out.dispositions[0].1 else { panic!("{:?}", out.dispositions) };
+    let dead: Value = serde_json::from_str(body).unwrap();
+    assert_eq!((dead["reason"].as_str(), dead["attempts"].as_u64()), (Some("CONNECT_UNAVAILABLE"), Some(5)));
+    assert_eq!(dead["message"]["userId"], "00uANA");
+    let log: Value = serde_json::from_str(&out.logs[0]).unwrap();
+    assert_eq!((log["level"].as_str(), log["outcome"].as_str()), (Some("error"), Some("dead-letter")));
+}
+
+#[test]
+fn permanent_failures_dead_letter_at_once() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.world.borrow_mut().connect_faults.push_back(("CreateUser", aws_error(400, "InvalidParameterException")));
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    assert!(matches!(&out.dispositions[0].1, Disposition::DeadLetter { body } if body.contains("CONNECT_REJECTED")));
+    // An Okta user whose login Connect cannot take.
+    rig.world.borrow_mut().add_user("00uBAD", "bad login", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uBAD");
+    let out = rig.batch(&[("00uBAD", "group.user_membership.add", 1)]);
+    assert!(matches!(&out.dispositions[0].1, Disposition::DeadLetter { body } if body.contains("INVALID_USERNAME")));
+}
+
+#[test]
+fn okta_rate_limit_far_away_becomes_the_retry_delay() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    let reset_s = 1_700_000_000 + 600;
+    let mut r = json_response(429, "{}");
+    r.headers.push(("X-Rate-Limit-Reset".into(), reset_s.to_string()));
+    rig.world.borrow_mut().okta_faults.push_back(r);
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    assert_eq!(out.dispositions[0].1, Disposition::Retry { delay_s: 600 });
+    assert!(out.logs[0].contains("OKTA_RATE_LIMITED"));
+}
+
+#[test]
+fn poison_messages_do_not_hold_back_the_others() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    let batch = vec![
+        Incoming { id: "bad-json".into(), body: "\"not an object\"".into(), attempts: 1 },
+        Incoming {
+            id: "bad-id".into(),
+            body: json!({"uuid": "x", "eventType": "e", "userId": "../admin"}).to_string(),
+            attempts: 1,
+        },
+        Incoming {
+            id: "good".into(),
+            body: json!({"uuid": "y", "eventType": "group.user_membership.add", "userId": "00uANA"}).to_string(),
+            attempts: 1,
+        },
+    ];
+    let out = block_on(handle_batch(Ok(&rig.cfg), &rig.edge(), &batch));
+    assert!(
+        matches!(out.disposition("bad-json"), Some(Disposition::DeadLetter { body }) if body.contains("MALFORMED_MESSAGE"))
+    );
+    assert!(matches!(out.disposition("bad-id"), Some(Disposition::DeadLetter { .. })));
+    assert_eq!(out.disposition("good"), Some(&Disposition::Ack));
+    assert!(!rig.world.borrow().ops().iter().any(|o| o.contains("..")), "a bad id never reaches a URL");
+}
+
+#[test]
+fn a_misconfiguration_retries_then_dead_letters() {
+    let rig = Rig::new();
+    let err = crate::config::bad("CONNECT_INSTANCE_ID", "required");
+    let batch = vec![
+        Incoming { id: "a".into(), body: "{}".into(), attempts: 1 },
+        Incoming { id: "b".into(), body: "{}".into(), attempts: 5 },
+    ];
+    let out = block_on(handle_batch(Err(&err), &rig.edge(), &batch));
+    assert_eq!(out.disposition("a"), Some(&Disposition::Retry { delay_s: 60 }));
+    assert!(matches!(out.disposition("b"), Some(Disposition::DeadLetter { body }) if body.contains("NOT_CONFIGURED")));
+    assert_eq!(out.alerts.len(), 1);
+}
+
+#[test]
+fn backoff() {
+    assert_eq!(backoff_s(30, 1, None, 0), 30);
+    assert_eq!(backoff_s(30, 3, None, 0), 120);
+    assert_eq!(backoff_s(30, 30, None, 0), 3600);
+    assert_eq!(backoff_s(0, 3, Some(10_500), 1_000), 10);
+    assert_eq!(backoff_s(30, 1, Some(100_000), 0), 100);
+}
+
+// ---- reconciliation ------------------------------------------------------------------------------
+
+fn reconcile(rig: &Rig, dry_run: bool) -> reconcile::ReconcileReport {
+    block_on(reconcile::run(&rig.cfg, &rig.edge(), dry_run, "admin"))
+}
+
+fn seed_drifted_world(rig: &Rig) {
+    let mut w = rig.world.borrow_mut();
+    for (id, login) in [("00u1", "one@example.com"), ("00u2", "two@example.com"), ("00u3", "three@example.com")] {
+        w.add_user(id, login, "ACTIVE");
+        w.groups.get_mut("00gAGENTS").unwrap().push(id.into());
+    }
+    w.add_user("00u4", "four@example.com", "SUSPENDED");
+    w.groups.get_mut("00gAGENTS").unwrap().push("00u4".into());
+    let tags = |id: &str| json!({MANAGED_TAG: MANAGED_VALUE, OKTA_USER_TAG: id});
+    // two: drifted routing profile; three: in sync; orphan: no longer in Okta; four: suspended.
+    w.connect.push(json!({"Id": "c-2", "Username": "two@example.com", "SecurityProfileIds": ["sp-agent"], "RoutingProfileId": "rp-old",
+        "IdentityInfo": {"FirstName": "First", "LastName": "00u2"}, "Tags": tags("00u2")}));
+    w.connect.push(json!({"Id": "c-3", "Username": "three@example.com", "SecurityProfileIds": ["sp-agent"], "RoutingProfileId": "rp-sales",
+        "IdentityInfo": {"FirstName": "First", "LastName": "00u3"}, "Tags": tags("00u3")}));
+    w.connect.push(json!({"Id": "c-9", "Username": "orphan@example.com", "Tags": tags("00u9")}));
+    w.connect.push(json!({"Id": "c-4", "Username": "four@example.com", "Tags": tags("00u4")}));
+    w.connect.push(json!({"Id": "c-admin", "Username": "admin", "Tags": {}}));
+}
+
+#[test]
+fn reconciliation_creates_updates_and_deletes() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    let r = reconcile(&rig, false);
+    assert!(r.ok, "{r:?}");
+    assert_eq!((r.planned.create, r.planned.update, r.planned.delete, r.planned.unchanged), (1, 1, 2, 1));
+    assert_eq!(r.applied, reconcile::Counts { create: 1, update: 1, delete: 2, ..Default::default() });
+    assert_eq!((r.okta.users, r.connect.users), (3, 4));
+    let w = rig.world.borrow();
+    let mut names: Vec<&str> = w.connect.iter().map(|u| u["Username"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["admin", "one@example.com", "three@example.com", "two@example.com"]);
+    assert_eq!(w.connect_user("two@example.com").unwrap()["RoutingProfileId"], "rp-sales");
+    let update = r.changes.iter().find(|c| c.action == "update").unwrap();
+    assert_eq!((update.fields.clone(), update.result), (vec!["routingProfile"], "done"));
+    drop(w);
+    let again = reconcile(&rig, false);
+    assert_eq!((again.planned.unchanged, again.applied), (3, reconcile::Counts::default()), "idempotent");
+}
+
+#[test]
+fn a_dry_run_changes_nothing() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    let before = rig.world.borrow().connect.clone();
+    let r = reconcile(&rig, true);
+    assert!(r.ok && r.dry_run);
+    assert_eq!((r.planned.create, r.planned.update, r.planned.delete), (1, 1, 2));
+    assert_eq!(r.applied, reconcile::Counts::default());
+    assert!(r.changes.iter().all(|c| c.result == "planned"));
+    assert_eq!(rig.world.borrow().connect, before);
+    let w = rig.world.borrow();
+    assert!(w.ops().iter().all(|o| o.starts_with("okta") || *o == "SearchUsers"), "{:?}", w.ops());
+}
+
+#[test]
+fn mass_deletion_is_held_back() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    rig.world.borrow_mut().groups.get_mut("00gAGENTS").unwrap().clear();
+    let mut cfg = rig.cfg.clone();
+    cfg.reconcile_max_deletes = 2;
+    let r = block_on(reconcile::run(&cfg, &rig.edge(), false, "cron"));
+    assert!(!r.ok);
+    assert_eq!((r.planned.delete, r.deletes_held, r.applied.delete), (4, 4, 0));
+    assert!(r.error.unwrap().contains("RECONCILE_MAX_DELETES"));
+    assert_eq!(rig.world.borrow().connect.len(), 5);
+}
+
+#[test]
+fn a_failed_listing_changes_nothing() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    rig.world.borrow_mut().groups.remove("00gQUALITY");
+    let r = reconcile(&rig, false);
+    assert!(!r.ok);
+    assert!(r.error.as_deref().unwrap().contains("listing Okta failed"));
+    assert!(!rig.world.borrow().ops().iter().any(|o| !o.starts_with("okta")), "Connect untouched");
+}
+
+#[test]
+fn reconciliation_paces_connect_calls() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    let t0 = rig.clock.now_ms();
+    let r = reconcile(&rig, false);
+    // 5 rps: at least 200 ms between consecutive Connect calls.
+    assert!(rig.clock.now_ms() - t0 >= u64::from(r.connect.calls - 1) * 200, "{} calls", r.connect.calls);
+}
