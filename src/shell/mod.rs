@@ -4,9 +4,12 @@
 //! - `shell::bindings`: `edge` traits over `fetch`, Workers KV and `Date.now()`;
 //! - RS256 goes through `crate::webcrypto` (`crypto.subtle`);
 //! - the template sync (`crate::sync`) runs on the Cron Trigger (`#[event(scheduled)]`) and
-//!   behind `/admin/templates/*`; its settings are read apart from the hook's, on every run.
+//!   behind `/admin/templates/*`; its settings are read apart from the hook's, on every run;
+//! - provisioning (`crate::provisioning`): the queue consumer (the `queue` export below), the
+//!   reconciliation on its own cron (`RECONCILE_CRON`) and behind `/admin/provisioning/reconcile`.
 
 mod bindings;
+mod queue;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,6 +22,8 @@ use worker::{
 use crate::aws::dynamodb;
 use crate::config::{self, Config};
 use crate::events::{self, config::EventsConfig, Seen};
+use crate::okta::Session;
+use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, reconcile};
 use crate::sync::admin::{self, Gate, Handled, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
@@ -60,10 +65,14 @@ thread_local! {
     static SYNC_GATE: Rc<Gate> = Rc::new(Gate::default());
     /// Event-hook uuids this isolate has enqueued.
     static EVENTS_SEEN: Rc<Seen> = Rc::new(Seen::default());
+    /// The Okta service app's imported key and access token.
+    pub(crate) static OKTA_SESSION: Rc<Session<web_sys::CryptoKey>> = Rc::new(Session::default());
+    /// One reconciliation at a time in this isolate.
+    static RECONCILE_GATE: Rc<Gate> = Rc::new(Gate::default());
 }
 
 /// The named settings that are set, from vars or secrets.
-fn read_settings(env: &Env, names: &[&str]) -> BTreeMap<String, String> {
+pub(crate) fn read_settings(env: &Env, names: &[&str]) -> BTreeMap<String, String> {
     names
         .iter()
         .filter_map(|name| {
@@ -101,7 +110,10 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         ("/okta/events", _) => answer::plain_error(405, "Only GET and POST are allowed here", "METHOD_NOT_ALLOWED"),
         ("/admin/templates/sync", Method::Post) => admin_request(&req, &env, Op::Sync).await?,
         ("/admin/templates/status", Method::Get) => admin_request(&req, &env, Op::Status).await?,
-        ("/admin/templates/sync", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
+        ("/admin/provisioning/reconcile", Method::Post) => reconcile_request(&req, &env).await?,
+        ("/admin/templates/sync" | "/admin/provisioning/reconcile", _) => {
+            answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
+        }
         ("/admin/templates/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
         _ => answer::plain_error(404, "Not found", "NOT_FOUND"),
     };
@@ -142,9 +154,51 @@ async fn admin_request(req: &Request, env: &Env, op: Op) -> worker::Result<Answe
     Ok(handled.answer)
 }
 
-/// The Cron Trigger (`[triggers] crons` in wrangler.toml): one template sync.
+/// The provisioning's edge services: Okta and Connect listings may be larger than what the hook
+/// accepts.
+pub(crate) const PROVISIONING_HTTP: BoundedFetch = BoundedFetch(4 * 1024 * 1024);
+
+/// Provisioning settings: `None` when provisioning is off.
+fn provisioning_config(settings: &BTreeMap<String, String>) -> Option<Result<ProvisioningConfig, config::ConfigError>> {
+    prov_config::enabled(settings).then(|| ProvisioningConfig::from_source(settings))
+}
+
+async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
+    let settings = read_settings(env, &[prov_config::SETTINGS, &["ADMIN_SECRET"]].concat());
+    let dry_run = req
+        .url()?
+        .query_pairs()
+        .any(|(k, v)| (k == "dryRun" || k == "dry_run") && matches!(v.as_ref(), "true" | "1" | ""));
+    let session = OKTA_SESSION.with(Rc::clone);
+    let edge = provisioning::Edge { http: &PROVISIONING_HTTP, clock: &JsClock, signer: &WebCrypto, session: &session };
+    let gate = RECONCILE_GATE.with(Rc::clone);
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let handled = reconcile::admin(
+        authorization.as_deref(),
+        sync_config::admin_secret(&settings),
+        provisioning_config(&settings),
+        &gate,
+        &edge,
+        dry_run,
+    )
+    .await;
+    emit(&handled);
+    Ok(handled.answer)
+}
+
+/// The Cron Triggers (`[triggers] crons` in wrangler.toml): `RECONCILE_CRON` runs the
+/// provisioning reconciliation; any other cron runs the template sync.
 #[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let prov = read_settings(&env, prov_config::SETTINGS);
+    if event.cron() == prov_config::reconcile_cron(&prov) {
+        let session = OKTA_SESSION.with(Rc::clone);
+        let edge =
+            provisioning::Edge { http: &PROVISIONING_HTTP, clock: &JsClock, signer: &WebCrypto, session: &session };
+        let gate = RECONCILE_GATE.with(Rc::clone);
+        emit(&reconcile::scheduled(provisioning_config(&prov), &gate, &edge).await);
+        return;
+    }
     let settings = read_settings(&env, sync_config::SETTINGS);
     let kv = match env.kv("TEMPLATES") {
         Ok(kv) => WorkerKv(kv),
@@ -162,7 +216,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     emit(&handled);
 }
 
-/// Writes a sync's log line and alerts.
+/// Writes a run's log line and alerts.
 fn emit(handled: &Handled) {
     if let Some(line) = &handled.log {
         console_log!("{line}");
