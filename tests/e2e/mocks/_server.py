@@ -18,11 +18,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class Reply:
-    """What a mock handler answers: status, headers, body bytes (and an optional delay)."""
+    """What a mock handler answers: status, headers, body bytes. `extra_headers` are (name, value)
+    pairs sent after `headers`, for a header that must appear more than once (e.g. two `Link`s)."""
 
     def __init__(self, status: int, body: bytes | str | dict | list = b"", headers: dict | None = None,
-                 content_type: str | None = None, abort: bool = False):
+                 content_type: str | None = None, abort: bool = False,
+                 extra_headers: list[tuple[str, str]] | None = None):
         self.abort = abort
+        self.extra_headers = list(extra_headers or [])
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             content_type = content_type or "application/json"
@@ -71,7 +74,7 @@ class LoopbackServer:
                     return
                 try:
                     self.send_response(reply.status)
-                    for k, v in reply.headers.items():
+                    for k, v in [*reply.headers.items(), *reply.extra_headers]:
                         self.send_header(k, v)
                     self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()

@@ -41,12 +41,13 @@ TARGET_PREFIX = MODEL.metadata["targetPrefix"]          # PinpointSMSVoiceV2
 SIGNING_NAME = MODEL.metadata["signingName"]             # sms-voice
 
 
-def model_status(error_type: str) -> int:
-    """HTTP status for an exception shape: its `error.httpStatusCode` trait when the model has one;
-    otherwise the awsJson1_0 default: 500 for `fault` shapes, 400 for client errors.
-    (pinpoint-sms-voice-v2 carries no httpStatusCode on any of its exceptions.)"""
+def model_status(error_type: str, model=None) -> int:
+    """HTTP status for an exception shape of `model` (default: pinpoint-sms-voice-v2): its
+    `error.httpStatusCode` trait when the model has one; otherwise the awsJson1_0 default: 500 for
+    `fault` shapes, 400 for client errors. (pinpoint-sms-voice-v2 carries no httpStatusCode on any of
+    its exceptions.)"""
     try:
-        shape = MODEL.shape_for(error_type)
+        shape = (model or MODEL).shape_for(error_type)
     except Exception:
         return 400
     meta = shape.metadata
