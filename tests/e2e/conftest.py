@@ -24,7 +24,9 @@ import requests
 
 from helpers import ORIGINATION_IDENTITIES, ROOT
 from mocks.aws import MockMessaging
+from mocks.connect import MockConnect
 from mocks.okta import MockOkta
+from mocks.okta_api import MockOktaOrg
 
 AKID = "AKIDLOCALTEST0000001"
 AWS_SECRET = "e2eSecretKey/" + secrets.token_hex(13) + "x"            # 40 characters
@@ -34,6 +36,11 @@ HOOK_SECRET = "hook-" + secrets.token_urlsafe(24)
 EVENT_HOOK_SECRET = "evt-" + secrets.token_urlsafe(24)
 CONNECT_APP_ID = "0oa1connectapp000x1"
 CONNECT_GROUP_ID = "00g1connectgrp000x1"
+ADMIN_SECRET = "admin-" + secrets.token_urlsafe(24)
+CONNECT_INSTANCE = "0f1e2d3c-4b5a-4697-8877-665544332211"
+SERVICE_APP_ID = "0oaSERVICEAPP00000x1"
+SECURITY_PROFILES = {"sp-agent", "sp-supervisor", "sp-quality"}
+ROUTING_PROFILES = {"rp-basic", "rp-escalations", "rp-sales"}
 assert len(AWS_SECRET) == 40
 
 # E2E_SNAPSHOT=1: copy the existing build/ aside (it does not build) and run every instance from that
@@ -112,15 +119,70 @@ class Sensitive:
 
 
 # ---- mocks ---------------------------------------------------------------------------------------
+class Provisioning:
+    """One Okta org (service app key, Connect group and app) and one Connect instance, for one
+    provisioning Worker instance."""
+
+    def __init__(self, sensitive: "Sensitive"):
+        self.private_jwk, public_jwk = MockOktaOrg.new_client_key()
+        self.org = MockOktaOrg(SERVICE_APP_ID, public_jwk)
+        self.connect = MockConnect(AKID, AWS_SECRET, instance_id=CONNECT_INSTANCE,
+                                   security_profiles=SECURITY_PROFILES, routing_profiles=ROUTING_PROFILES)
+        self.group = self.org.add_group("Amazon Connect agents", id=CONNECT_GROUP_ID)
+        self.supervisors = self.org.add_group("Amazon Connect supervisors")
+        self.app = self.org.add_app("Amazon Connect", id=CONNECT_APP_ID)
+        self.sensitive = sensitive
+        sensitive.add(self.private_jwk["d"], "Okta API private key")
+        sensitive.add(self.private_jwk["p"], "Okta API private key")
+
+    def mapping(self) -> dict:
+        return {"default": {"securityProfileIds": ["sp-agent"], "routingProfileId": "rp-basic"},
+                "groups": [{"groupId": self.supervisors, "securityProfileIds": ["sp-supervisor", "sp-agent"],
+                            "routingProfileId": "rp-escalations"},
+                           {"groupId": self.group, "routingProfileId": "rp-sales"}]}
+
+    def vars(self, key: str | None = None) -> dict:
+        return {
+            "OKTA_EVENT_HOOK_SECRET": EVENT_HOOK_SECRET,
+            "OKTA_CONNECT_APP_IDS": self.app,
+            "OKTA_CONNECT_GROUP_IDS": f"{self.group},{self.supervisors}",
+            "CONNECT_INSTANCE_ID": CONNECT_INSTANCE,
+            "AWS_CONNECT_ENDPOINT": self.connect.endpoint,
+            "OKTA_ORG_URL": self.org.org_url,
+            "OKTA_API_CLIENT_ID": SERVICE_APP_ID,
+            "OKTA_API_PRIVATE_KEY": key or json.dumps(self.private_jwk, separators=(",", ":")),
+            "CONNECT_PROFILE_MAPPING": json.dumps(self.mapping(), separators=(",", ":")),
+            "PROVISIONING_RETRY_SECONDS": "1",
+            "PROVISIONING_MAX_ATTEMPTS": "3",
+            "ADMIN_SECRET": ADMIN_SECRET,
+        }
+
+    def note_tokens(self):
+        """Access tokens the org issued must never be logged either."""
+        for t in self.org.issued_tokens():
+            self.sensitive.add(t["access_token"], "Okta API access token")
+
+    def close(self):
+        self.org.close()
+        self.connect.close()
+
+
 class Mocks:
-    def __init__(self):
+    def __init__(self, sensitive: "Sensitive"):
         self.okta = MockOkta("aus_test")            # shared by the default OAuth instance
         self.okta_rotation = MockOkta("aus_test")   # own server: its JWKS fetch counter is exact
         self.aws = MockMessaging(AKID, AWS_SECRET)
         self.aws_token = MockMessaging(AKID, AWS_SECRET, session_token=SESSION_TOKEN)
+        self.sensitive = sensitive
+        self.provisioning: dict[str, Provisioning] = {}
+
+    def prov(self, name: str) -> Provisioning:
+        if name not in self.provisioning:
+            self.provisioning[name] = Provisioning(self.sensitive)
+        return self.provisioning[name]
 
     def close(self):
-        for m in (self.okta, self.okta_rotation, self.aws, self.aws_token):
+        for m in (self.okta, self.okta_rotation, self.aws, self.aws_token, *self.provisioning.values()):
             m.close()
 
 
@@ -131,12 +193,13 @@ def sensitive():
     s.add(SESSION_TOKEN, "AWS session token")
     s.add(HOOK_SECRET, "hook secret")
     s.add(EVENT_HOOK_SECRET, "event hook secret")
+    s.add(ADMIN_SECRET, "admin secret")
     return s
 
 
 @pytest.fixture(scope="session")
-def mocks():
-    m = Mocks()
+def mocks(sensitive):
+    m = Mocks(sensitive)
     yield m
     m.close()
 
@@ -350,6 +413,8 @@ class WorkerFactory:
             lines += ["", "[[kv_namespaces]]", f"binding = {q(ns['binding'])}", f"id = {q(ns['id'])}"]
         for p in (cfg.get("queues") or {}).get("producers", []):
             lines += ["", "[[queues.producers]]", f"queue = {q(p['queue'])}", f"binding = {q(p['binding'])}"]
+        for c in (cfg.get("queues") or {}).get("consumers", []):
+            lines += ["", "[[queues.consumers]]"] + [f"{k} = {q(v) if isinstance(v, str) else v}" for k, v in c.items()]
         lines += ["", "[vars]"] + [f"{k} = {q(v)}" for k, v in (cfg.get("vars") or {}).items()]
         path = self.tmp / "wrangler.snapshot.toml"
         path.write_text("\n".join(lines) + "\n")
@@ -406,6 +471,8 @@ class WorkerFactory:
     def leaks(self) -> dict[str, list[tuple[str, str]]]:
         """Sensitive values found in each instance's logs (see test_zz_logs.py)."""
         self.log_checked = True
+        for p in self.mocks.provisioning.values():
+            p.note_tokens()
         out = {}
         for inst in self.all():
             found = self.sensitive.find_in(inst.logs())
@@ -479,3 +546,23 @@ def rotation_worker(worker_factory, mocks):
     refetch cooldown and the maximum clock leeway."""
     return worker_factory.get("rotation", {"OKTA_JWKS_REFETCH_COOLDOWN_SECONDS": "3", "OKTA_CLOCK_SKEW_SECONDS": "120"},
                               okta=mocks.okta_rotation)
+
+
+@pytest.fixture(scope="session")
+def provisioning(worker_factory, mocks):
+    """The provisioning instance and its own Okta org and Connect mocks: `(worker, Provisioning)`."""
+    p = mocks.prov("provisioning")
+    return worker_factory.get("provisioning", p.vars()), p
+
+
+@pytest.fixture(scope="session")
+def reconciling(worker_factory, mocks):
+    """A second provisioning instance (own org and Connect) for the reconciliation tests, whose
+    full comparisons must not see the other tests' users. Its service-app key is a PKCS#8 PEM and
+    the reconciliation is unpaced."""
+    p = mocks.prov("reconcile")
+    pem = MockOktaOrg.private_pem(p.private_jwk)
+    mocks.sensitive.add(pem, "Okta API private key (PEM)")
+    extra = p.vars(key=pem.replace("\n", "\\n"))  # as pasted into a one-line secret
+    extra["RECONCILE_CONNECT_RPS"] = "100"
+    return worker_factory.get("reconcile", extra), p
