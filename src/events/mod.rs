@@ -1,6 +1,6 @@
 //! Okta event hooks (`/okta/events`): the one-time verification, then each delivery
 //! authenticated, parsed, filtered to the events that matter for Amazon Connect provisioning,
-//! deduplicated by event `uuid` and enqueued. The queue consumer (not here yet) acts on them.
+//! deduplicated by event `uuid` and enqueued. The queue consumer (`crate::provisioning`) acts on them.
 //!
 //! Deliberately absent: any call to Okta or AWS. Okta only needs a quick 2xx; a 5xx (enqueue
 //! failed) makes it retry the delivery once.

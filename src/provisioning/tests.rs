@@ -15,7 +15,6 @@ use crate::edge::{HttpRequest, HttpResponse};
 use crate::okta::assertion::PureRustSigner;
 use crate::testing::{block_on, json_response, FakeClock, ScriptedHttp};
 
-
 #[derive(Default)]
 struct World {
     users: BTreeMap<String, Value>,
