@@ -1,5 +1,5 @@
-//! What only runs in wasm: RS256 through WebCrypto, checked against the same tokens and keys the
-//! native pure-Rust path verifies. Run: `cargo test --target wasm32-unknown-unknown --no-default-features`.
+//! What only runs in wasm: RS256 through WebCrypto (verifying hook tokens, signing the Okta service
+//! app's client assertions), checked against the same tokens and keys the native pure-Rust path uses. Run: `cargo test --target wasm32-unknown-unknown --no-default-features`.
 #![cfg(target_arch = "wasm32")]
 
 use okta_edge_hooks::auth::rs256::{Rs256, RsaJwk};
@@ -49,4 +49,41 @@ async fn webcrypto_rejects_other_key_tampering_and_truncation() {
     assert!(!WebCrypto.verify(&key_a, &tampered, &sig).await);
     assert!(!WebCrypto.verify(&key_a, &input, &sig[..200]).await);
     assert!(!WebCrypto.verify(&key_a, &input, &[]).await);
+}
+
+/// The same key A as a PKCS#8 PEM (the form Okta's console also offers).
+const KEY_A_PEM: &str = include_str!("fixtures/keys/rsa-a.pkcs8.pem");
+
+mod signing {
+    use okta_edge_hooks::okta::assertion::{assertion, ClientKey, RsaSigner};
+
+    use super::*;
+
+    #[wasm_bindgen_test]
+    async fn private_key_jwt_assertions_signed_by_webcrypto_verify_with_the_public_key() {
+        let public = WebCrypto.import(&jwk(KEY_A)).await.unwrap();
+        let url = "https://example.okta.com/oauth2/v1/token";
+        let mut signatures = Vec::new();
+        for raw in [KEY_A, KEY_A_PEM] {
+            let key = ClientKey::parse(raw, Some("a".into())).unwrap();
+            let private = WebCrypto.import_private(&key).await.unwrap();
+            let signed = WebCrypto.sign(&private, b"signing input").await.unwrap();
+            assert!(WebCrypto.verify(&public, b"signing input", &signed).await);
+            signatures.push(signed);
+            let jwt = assertion(&WebCrypto, &private, Some("a"), "0oaSERVICE", url, 1_700_000_000).await.unwrap();
+            let (input, sig) = split(&jwt);
+            assert!(WebCrypto.verify(&public, &input, &sig).await, "the assertion verifies");
+        }
+        assert_eq!(
+            signatures[0], signatures[1],
+            "JWK and PKCS#8 imports are the same key (PKCS#1 v1.5 is deterministic)"
+        );
+        assert_ne!(WebCrypto.unique_id(), WebCrypto.unique_id());
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_pkcs8_body_that_is_not_a_key_is_refused_at_import() {
+        let garbage = ClientKey::parse("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----", None).unwrap();
+        assert!(WebCrypto.import_private(&garbage).await.is_err());
+    }
 }
