@@ -3,9 +3,13 @@
 - A local Okta custom authorization server (JWKS at {issuer}/v1/keys) that also mints a token.
 - A local End User Messaging endpoint that checks every SigV4 signature with botocore and every
   body against botocore's pinpoint-sms-voice-v2 model, and shows each message it accepts.
+- Provisioning: a local Okta org (token endpoint verifying the service app's client assertion,
+  Users/Groups/Apps API) holding the event-hook fixture's user in the Connect group, and a local
+  Amazon Connect (SigV4 and bodies checked against botocore's connect model) that shows each user
+  it creates, updates or deletes.
 - Local KV seeded from kv-seed/.
 
-Prints a ready-to-paste curl request; Ctrl-C stops everything.
+Prints ready-to-paste curl requests; Ctrl-C stops everything.
 """
 from __future__ import annotations
 
@@ -23,18 +27,32 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from mocks.aws import MockMessaging  # noqa: E402
+from mocks.connect import MockConnect  # noqa: E402
 from mocks.okta import MockOkta  # noqa: E402
+from mocks.okta_api import MockOktaOrg  # noqa: E402
 
 PORT = int(os.environ.get("PORT", "8787"))
 AWS_KEY = "AKIDLOCALDEV00000001"
 AWS_SECRET = "local-dev-secret-key-not-a-real-aws-key-000"
 CLIENT_ID = "0oaLOCALCLIENT"
+EVENT_HOOK_SECRET = "local-event-hook-secret"
+SERVICE_APP = "0oaLOCALSERVICEAPP01"
+INSTANCE = "11111111-2222-3333-4444-555555555555"
+GROUP, APP = "00g1connectgrp000x1", "0oa1connectapp000x1"          # as in the event-hook fixtures
 
 
 def main() -> int:
     okta = MockOkta(auth_server_id="aus_local")
     okta.client_id = CLIENT_ID
     aws = MockMessaging(AWS_KEY, AWS_SECRET)
+    private_jwk, public_jwk = MockOktaOrg.new_client_key()
+    org = MockOktaOrg(SERVICE_APP, public_jwk)
+    org.add_group("amazon_connect", id=GROUP)
+    org.add_app("Amazon Connect Agents", id=APP)
+    jordan = org.add_user("jordan.lee@example.com", "Jordan", "Lee", id="00u9z8y7x6w5v4u3t2s1")
+    org.add_to_group(GROUP, jordan)
+    connect = MockConnect(AWS_KEY, AWS_SECRET, instance_id=INSTANCE)
+    mapping = {"default": {"securityProfileIds": ["sp-agent"], "routingProfileId": "rp-basic"}}
     state = ROOT / ".wrangler" / "local-run"
     subprocess.run([str(ROOT / "scripts" / "seed-kv"), "--persist-to", str(state)], check=True)
 
@@ -44,6 +62,15 @@ def main() -> int:
         "AWS_SMS_VOICE_ENDPOINT": aws.endpoint,
         "AWS_ACCESS_KEY_ID": AWS_KEY,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "OKTA_EVENT_HOOK_SECRET": EVENT_HOOK_SECRET,
+        "OKTA_CONNECT_GROUP_IDS": GROUP,
+        "OKTA_CONNECT_APP_IDS": APP,
+        "CONNECT_INSTANCE_ID": INSTANCE,
+        "AWS_CONNECT_ENDPOINT": connect.endpoint,
+        "CONNECT_PROFILE_MAPPING": json.dumps(mapping),
+        "OKTA_ORG_URL": org.org_url,
+        "OKTA_API_CLIENT_ID": SERVICE_APP,
+        "OKTA_API_PRIVATE_KEY": json.dumps(private_jwk),
     }
     cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--ip", "127.0.0.1", "--port", str(PORT),
            "--persist-to", str(state), "--show-interactive-dev-session=false"]
@@ -85,10 +112,19 @@ curl -s http://127.0.0.1:{PORT}/okta/telephony \\
   -H 'Authorization: Bearer {token}' \\
   --data @{example.relative_to(ROOT)}
 
-Messages accepted by the local messaging endpoint appear below. Ctrl-C stops everything.
+Provisioning: deliver the event-hook fixture (Jordan joins the Connect group); the Worker reads Okta
+and creates the Connect user a second later:
+
+curl -s http://127.0.0.1:{PORT}/okta/events \\
+  -H 'Content-Type: application/json' \\
+  -H 'Authorization: {EVENT_HOOK_SECRET}' \\
+  --data @tests/fixtures/okta/event-hook-group-membership-add.json
+
+Messages accepted by the local messaging endpoint and changes to local Connect users appear below.
+Ctrl-C stops everything.
 """, flush=True)
 
-    seen = 0
+    seen = seen_writes = 0
     try:
         while worker.poll() is None:
             msgs = aws.messages()
@@ -97,6 +133,11 @@ Messages accepted by the local messaging endpoint appear below. Ctrl-C stops eve
                 print(f"[messaging] {m.get('op')} to {p.get('DestinationPhoneNumber')} via "
                       f"{p.get('OriginationIdentity')}: {p.get('MessageBody')!r}", flush=True)
             seen = len(msgs)
+            writes = connect.writes()
+            for c in writes[seen_writes:]:
+                p = c.get("params") or {}
+                print(f"[connect] {c.get('op')} {p.get('Username') or p.get('UserId')}", flush=True)
+            seen_writes = len(writes)
             time.sleep(0.3)
     except KeyboardInterrupt:
         pass
@@ -105,8 +146,8 @@ Messages accepted by the local messaging endpoint appear below. Ctrl-C stops eve
             os.killpg(worker.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        okta.close()
-        aws.close()
+        for m in (okta, aws, org, connect):
+            m.close()
     return 0
 
 
