@@ -34,6 +34,26 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A setting's value, trimmed; unset and empty are the same (an empty `--var` shadows a default).
+pub(crate) fn getter(src: &impl Source) -> impl Fn(&str) -> Option<String> + '_ {
+    |name| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// The Worker's AWS keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`);
+/// `purpose` completes the error, e.g. `" for the template sync"`.
+pub(crate) fn aws_credentials(
+    get: &impl Fn(&str) -> Option<String>,
+    purpose: &str,
+) -> Result<crate::aws::Credentials, ConfigError> {
+    let required =
+        |name: &'static str| get(name).ok_or_else(|| bad(name, format!("required{purpose} (a Worker secret)")));
+    Ok(crate::aws::Credentials {
+        access_key_id: required("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: required("AWS_SECRET_ACCESS_KEY")?,
+        session_token: get("AWS_SESSION_TOKEN"),
+    })
+}
+
 pub(crate) fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting, problem: problem.into() }
 }
@@ -105,7 +125,7 @@ pub const MAX_LEEWAY_S: u64 = 120;
 
 impl Config {
     pub fn from_source(src: &impl Source) -> Result<Config, ConfigError> {
-        let get = |name: &str| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = getter(src);
 
         let auth = match get("OKTA_AUTH_MODE").as_deref().unwrap_or("oauth") {
             "oauth" => HookAuth::OAuth(oauth_config(&get)?),
@@ -149,13 +169,7 @@ impl Config {
             voice_max_price_per_minute,
         };
 
-        let aws = crate::aws::Credentials {
-            access_key_id: get("AWS_ACCESS_KEY_ID")
-                .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required (a Worker secret)"))?,
-            secret_access_key: get("AWS_SECRET_ACCESS_KEY")
-                .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required (a Worker secret)"))?,
-            session_token: get("AWS_SESSION_TOKEN"),
-        };
+        let aws = aws_credentials(&get, "")?;
 
         let default_locale = match get("DEFAULT_LOCALE") {
             None => "en-US".to_string(),

@@ -1,7 +1,7 @@
 //! The event hook's settings, read apart from the telephony `Config` so that either endpoint keeps
 //! working when the other is not configured.
 
-use crate::config::{bad, ConfigError, Source};
+use crate::config::{bad, getter, ConfigError, Source};
 
 /// Every setting the event hook reads.
 pub const SETTINGS: &[&str] =
@@ -29,7 +29,7 @@ fn id_list(raw: Option<String>) -> Vec<String> {
 
 impl EventsConfig {
     pub fn from_source(src: &impl Source) -> Result<EventsConfig, ConfigError> {
-        let get = |name: &str| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = getter(src);
         let secret =
             get("OKTA_EVENT_HOOK_SECRET").ok_or_else(|| bad("OKTA_EVENT_HOOK_SECRET", "required for /okta/events"))?;
         if secret.len() < 16 {

@@ -5,7 +5,7 @@
 
 use crate::aws::connect::{self, is_resource_id};
 use crate::aws::Credentials;
-use crate::config::{bad, number, url_setting, ConfigError, Source};
+use crate::config::{aws_credentials, bad, getter, number, url_setting, ConfigError, Source};
 use crate::okta::assertion::ClientKey;
 use crate::okta::{is_okta_id, OktaApiConfig, DEFAULT_SCOPES};
 
@@ -68,10 +68,6 @@ pub struct ProvisioningConfig {
     pub reconcile_max_deletes: u32,
 }
 
-fn getter(src: &impl Source) -> impl Fn(&str) -> Option<String> + '_ {
-    |name| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
-}
-
 fn id_list(get: &impl Fn(&str) -> Option<String>, setting: &'static str) -> Result<Vec<String>, ConfigError> {
     let ids: Vec<String> = get(setting)
         .unwrap_or_default()
@@ -112,13 +108,7 @@ impl ProvisioningConfig {
             Some(e) => url_setting("AWS_CONNECT_ENDPOINT", &e, true)?,
             None => connect::default_endpoint(&region),
         };
-        let aws = Credentials {
-            access_key_id: get("AWS_ACCESS_KEY_ID")
-                .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required for provisioning (a Worker secret)"))?,
-            secret_access_key: get("AWS_SECRET_ACCESS_KEY")
-                .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required for provisioning (a Worker secret)"))?,
-            session_token: get("AWS_SESSION_TOKEN"),
-        };
+        let aws = aws_credentials(&get, " for provisioning")?;
         let username = match get("CONNECT_USERNAME_ATTRIBUTE").as_deref().unwrap_or("login") {
             "login" => UsernameAttribute::Login,
             "email" => UsernameAttribute::Email,

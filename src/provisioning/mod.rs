@@ -53,6 +53,21 @@ pub struct Edge<'a, H, C, S: RsaSigner> {
     pub session: &'a Session<S::PrivateKey>,
 }
 
+impl<H: Http, C: Clock, S: RsaSigner> Edge<'_, H, C, S> {
+    /// An Okta client for one unit of work, waiting at most `max_wait_ms` for a rate-limit reset.
+    pub fn okta<'b>(&'b self, cfg: &'b crate::okta::OktaApiConfig, max_wait_ms: u64) -> OktaApi<'b, H, C, S> {
+        OktaApi {
+            cfg,
+            http: self.http,
+            clock: self.clock,
+            signer: self.signer,
+            session: self.session,
+            max_wait_ms,
+            calls: Default::default(),
+        }
+    }
+}
+
 /// Why a user could not be converged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -365,15 +380,7 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
     let results: Vec<_> = stream::iter(by_user)
         .map(|(user_id, msgs)| async move {
             let started = edge.clock.now_ms();
-            let okta = OktaApi {
-                cfg: &cfg.okta,
-                http: edge.http,
-                clock: edge.clock,
-                signer: edge.signer,
-                session: edge.session,
-                max_wait_ms: MAX_OKTA_WAIT_MS,
-                calls: Default::default(),
-            };
+            let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
             let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 0);
             let result = provision_user(cfg, &okta, &connect, &user_id).await;
             let ms = edge.clock.now_ms().saturating_sub(started);

@@ -149,38 +149,28 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner>(
 ) -> ReconcileReport {
     let started = edge.clock.now_ms();
     let mut report = ReconcileReport { dry_run, trigger, ..ReconcileReport::default() };
-    let okta = OktaApi {
-        cfg: &cfg.okta,
-        http: edge.http,
-        clock: edge.clock,
-        signer: edge.signer,
-        session: edge.session,
-        max_wait_ms: MAX_OKTA_WAIT_MS,
-        calls: Default::default(),
-    };
+    let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
     let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 1000 / u64::from(cfg.reconcile_rps.max(1)));
 
-    let listed = okta_side(cfg, &okta).await;
+    // Both sides, completely, before any change: a failed listing must never read as "no users".
+    let listed = match okta_side(cfg, &okta).await {
+        Ok(okta_users) => match connect.find_by_tag(MANAGED_TAG, MANAGED_VALUE).await {
+            Ok(managed) => Ok((okta_users, managed)),
+            Err(e) => Err(format!("listing Connect failed, nothing changed: {e}")),
+        },
+        Err(e) => Err(format!("listing Okta failed, nothing changed: {e}")),
+    };
     report.okta.calls = okta.calls.get();
-    let okta_users = match listed {
-        Ok(u) => u,
+    report.connect.calls = connect.calls.get();
+    let (okta_users, managed) = match listed {
+        Ok(both) => both,
         Err(e) => {
-            report.error = Some(format!("listing Okta failed, nothing changed: {e}"));
+            report.error = Some(e);
             report.duration_ms = edge.clock.now_ms() - started;
             return report;
         }
     };
     report.okta.users = okta_users.len() as u32;
-    let managed = connect.find_by_tag(MANAGED_TAG, MANAGED_VALUE).await;
-    report.connect.calls = connect.calls.get();
-    let managed = match managed {
-        Ok(m) => m,
-        Err(e) => {
-            report.error = Some(format!("listing Connect failed, nothing changed: {e}"));
-            report.duration_ms = edge.clock.now_ms() - started;
-            return report;
-        }
-    };
     report.connect.users = managed.len() as u32;
 
     // Plan.

@@ -16,7 +16,7 @@ use std::fmt;
 
 use crate::aws::dynamodb;
 use crate::aws::Credentials;
-use crate::config::{bad, number, ConfigError, Source};
+use crate::config::{aws_credentials, bad, getter, number, ConfigError, Source};
 
 /// Every setting this module reads.
 pub const SETTINGS: &[&str] = &[
@@ -46,10 +46,6 @@ pub struct SyncConfig {
     pub max_pages: u32,
 }
 
-fn getter(src: &impl Source) -> impl Fn(&str) -> Option<String> + '_ {
-    |name| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
-}
-
 impl SyncConfig {
     /// `Ok(None)` when `TEMPLATE_TABLE` is unset: the sync is off.
     pub fn from_source(src: &impl Source) -> Result<Option<SyncConfig>, ConfigError> {
@@ -69,13 +65,7 @@ impl SyncConfig {
             Some(e) => endpoint_setting("AWS_DYNAMODB_ENDPOINT", &e)?,
             None => dynamodb::default_endpoint(&region),
         };
-        let aws = Credentials {
-            access_key_id: get("AWS_ACCESS_KEY_ID")
-                .ok_or_else(|| bad("AWS_ACCESS_KEY_ID", "required for the template sync (a Worker secret)"))?,
-            secret_access_key: get("AWS_SECRET_ACCESS_KEY")
-                .ok_or_else(|| bad("AWS_SECRET_ACCESS_KEY", "required for the template sync (a Worker secret)"))?,
-            session_token: get("AWS_SESSION_TOKEN"),
-        };
+        let aws = aws_credentials(&get, " for the template sync")?;
         let page_size = number(&get, "SYNC_PAGE_SIZE", DEFAULT_PAGE_SIZE.into(), 1, dynamodb::MAX_LIMIT.into())? as u32;
         let max_pages = number(&get, "SYNC_MAX_PAGES", DEFAULT_MAX_PAGES.into(), 1, 1000)? as u32;
         Ok(Some(SyncConfig { table, region, endpoint, aws, page_size, max_pages }))
