@@ -30,7 +30,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
-from ._server import LoopbackServer, RecordingMock, Reply
+from ._server import RecordingMock, Reply
 
 SERVICE_MODEL_NAME = "pinpoint-sms-voice-v2"
 JSON_CT = "application/x-amz-json-1.0"
@@ -196,16 +196,32 @@ def verify_sigv4(method: str, url: str, headers: dict, body: bytes, *, access_ke
     return True, None, info
 
 
-class MockMessaging(RecordingMock):
-    def __init__(self, access_key: str, secret_key: str, session_token: str | None = None,
-                 region: str = "us-east-1", service: str = SIGNING_NAME, max_skew_s: int = 300):
+class SigV4Mock(RecordingMock):
+    """A RecordingMock for one AWS service: one set of credentials and one signing scope, checked
+    on each request with `verify_sigv4` (shared by every AWS mock)."""
+
+    def __init__(self, name: str, access_key: str, secret_key: str, session_token: str | None, region: str,
+                 service: str, max_skew_s: int):
         self.access_key = access_key
         self.secret_key = secret_key
         self.session_token = session_token
         self.region = region
         self.service = service
         self.max_skew_s = max_skew_s
-        super().__init__("MockMessaging")
+        super().__init__(name)
+
+    def verify_signature(self, method: str, path: str, headers: dict, body: bytes) -> tuple[bool, str | None, dict]:
+        """(ok, reason, info) for a request to this mock. `headers` keys must be lower-case."""
+        return verify_sigv4(method, f"{self.endpoint}{path}", headers, body,
+                            access_key=self.access_key, secret_key=self.secret_key,
+                            session_token=self.session_token, region=self.region, service=self.service,
+                            max_skew_s=self.max_skew_s)
+
+
+class MockMessaging(SigV4Mock):
+    def __init__(self, access_key: str, secret_key: str, session_token: str | None = None,
+                 region: str = "us-east-1", service: str = SIGNING_NAME, max_skew_s: int = 300):
+        super().__init__("MockMessaging", access_key, secret_key, session_token, region, service, max_skew_s)
 
     # ---- controls -------------------------------------------------------------------------
     def messages(self) -> list[dict]:
@@ -214,14 +230,6 @@ class MockMessaging(RecordingMock):
 
     def rejected(self) -> list[dict]:
         return [r for r in self.requests() if not r["signature_ok"] or r["model_errors"]]
-
-    # ---- verification -----------------------------------------------------------------------
-    def verify_signature(self, method: str, path: str, headers: dict, body: bytes) -> tuple[bool, str | None, dict]:
-        """(ok, reason, info). `headers` keys must be lower-case."""
-        return verify_sigv4(method, f"http://127.0.0.1:{self.port}{path}", headers, body,
-                            access_key=self.access_key, secret_key=self.secret_key,
-                            session_token=self.session_token, region=self.region, service=self.service,
-                            max_skew_s=self.max_skew_s)
 
     # ---- HTTP -------------------------------------------------------------------------------
     @staticmethod

@@ -47,8 +47,8 @@ from urllib.parse import parse_qs, unquote
 import botocore.model
 import botocore.session
 
-from ._server import RecordingMock, Reply
-from .aws import model_status, validate_params, verify_sigv4
+from ._server import Reply
+from .aws import SigV4Mock, model_status, validate_params
 
 JSON_CT = "application/json"
 USERNAME_RE = re.compile(r"[a-zA-Z0-9_\-.@]{1,64}")
@@ -149,25 +149,20 @@ class _Fail(Exception):
         self.message = message
 
 
-class MockConnect(RecordingMock):
+class MockConnect(SigV4Mock):
     def __init__(self, access_key: str, secret_key: str, session_token: str | None = None, *,
                  region: str = "us-east-1", instance_id: str = "11111111-2222-3333-4444-555555555555",
                  account: str = "111122223333", security_profiles=None, routing_profiles=None,
                  max_skew_s: int = 300):
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.session_token = session_token
-        self.region = region
         self.instance_id = instance_id
         self.account = account
         self.security_profiles = set(security_profiles) if security_profiles is not None else None
         self.routing_profiles = set(routing_profiles) if routing_profiles is not None else None
-        self.max_skew_s = max_skew_s
         self._users: dict[str, dict] = {}      # Id -> user, in creation order
         self._seq: dict[str, int] = {}         # Id -> creation sequence number (pagination)
         self._next_seq = 0
         self._page_tokens: dict[str, tuple] = {}   # NextToken -> (op, query fingerprint, last seq)
-        super().__init__("MockConnect")
+        super().__init__("MockConnect", access_key, secret_key, session_token, region, SIGNING_NAME, max_skew_s)
 
     # ---- state -------------------------------------------------------------------------------
     def arn(self, user_id: str) -> str:
@@ -243,10 +238,7 @@ class MockConnect(RecordingMock):
             rec["outcome"] = outcome
             return reply
 
-        ok, why, _info = verify_sigv4(method, f"{self.endpoint}{path}", headers, body,
-                                      access_key=self.access_key, secret_key=self.secret_key,
-                                      session_token=self.session_token, region=self.region,
-                                      service=SIGNING_NAME, max_skew_s=self.max_skew_s)
+        ok, why, _info = self.verify_signature(method, path, headers, body)
         rec["signature_ok"] = ok
         rec["signature_error"] = why
         if not ok:

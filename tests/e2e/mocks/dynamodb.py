@@ -35,8 +35,8 @@ import boto3
 import botocore.session
 import requests
 
-from ._server import LoopbackServer, RecordingMock, Reply
-from .aws import validate_params, verify_sigv4
+from ._server import Reply
+from .aws import SigV4Mock, validate_params
 
 JSON_CT = "application/x-amz-json-1.0"
 MODEL = botocore.session.get_session().get_service_model("dynamodb")
@@ -106,17 +106,12 @@ class MotoServer:
                 self.proc.wait(5)
 
 
-class DynamoDBProxy(RecordingMock):
+class DynamoDBProxy(SigV4Mock):
     def __init__(self, upstream: str, access_key: str, secret_key: str, session_token: str | None = None,
                  region: str = "us-east-1", max_skew_s: int = 300):
         self.upstream = upstream.rstrip("/")
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.session_token = session_token
-        self.region = region
-        self.max_skew_s = max_skew_s
         self._http = requests.Session()
-        super().__init__("DynamoDBProxy")
+        super().__init__("DynamoDBProxy", access_key, secret_key, session_token, region, SIGNING_NAME, max_skew_s)
 
     # ---- controls -------------------------------------------------------------------------
     def scans(self) -> list[dict]:
@@ -150,10 +145,7 @@ class DynamoDBProxy(RecordingMock):
 
         if method != "POST":
             return finish(self._error("UnknownOperationException", f"{method} not supported", 404), "rejected")
-        ok, why, _info = verify_sigv4(method, f"{self.endpoint}{path}", headers, body,
-                                      access_key=self.access_key, secret_key=self.secret_key,
-                                      session_token=self.session_token, region=self.region,
-                                      service=SIGNING_NAME, max_skew_s=self.max_skew_s)
+        ok, why, _info = self.verify_signature(method, path, headers, body)
         rec["signature_ok"] = ok
         rec["signature_error"] = why
         if not ok:
