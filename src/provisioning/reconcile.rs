@@ -340,6 +340,15 @@ fn entry(
     }
 }
 
+/// Whether a request URL asks for a dry run: `dryRun` (or `dry_run`) as `true`, `1` or bare.
+pub fn dry_run_requested(url: &str) -> bool {
+    let query = url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
+    query.split('&').any(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        matches!(k, "dryRun" | "dry_run") && matches!(v, "true" | "1" | "")
+    })
+}
+
 /// `POST /admin/provisioning/reconcile[?dryRun=true]`: 200 with the report when the run
 /// succeeded, 502 when a listing failed, a change failed or deletions were held.
 pub async fn admin<H: Http, C: Clock, S: RsaSigner>(

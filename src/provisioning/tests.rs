@@ -597,3 +597,14 @@ fn reconciliation_paces_connect_calls() {
     // 5 rps: at least 200 ms between consecutive Connect calls.
     assert!(rig.clock.now_ms() - t0 >= u64::from(r.connect.calls - 1) * 200, "{} calls", r.connect.calls);
 }
+
+#[test]
+fn dry_run_flag() {
+    for yes in ["https://w/admin/provisioning/reconcile?dryRun=true", "https://w/x?a=1&dry_run=1", "https://w/x?dryRun"]
+    {
+        assert!(reconcile::dry_run_requested(yes), "{yes}");
+    }
+    for no in ["https://w/x", "https://w/x?dryRun=false", "https://w/x?dryRunX=true", "https://w/x#dryRun=true"] {
+        assert!(!reconcile::dry_run_requested(no), "{no}");
+    }
+}

@@ -165,10 +165,9 @@ fn provisioning_config(settings: &BTreeMap<String, String>) -> Option<Result<Pro
 
 async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
     let settings = read_settings(env, &[prov_config::SETTINGS, &["ADMIN_SECRET"]].concat());
-    let dry_run = req
-        .url()?
-        .query_pairs()
-        .any(|(k, v)| (k == "dryRun" || k == "dry_run") && matches!(v.as_ref(), "true" | "1" | ""));
+    // The raw URL, not `Request::url()`: parsing with the `url` crate would pull its IDNA tables
+    // (~100 KB) into the bundle for one flag.
+    let dry_run = crate::provisioning::reconcile::dry_run_requested(&req.inner().url());
     let session = OKTA_SESSION.with(Rc::clone);
     let edge = provisioning::Edge { http: &PROVISIONING_HTTP, clock: &JsClock, signer: &WebCrypto, session: &session };
     let gate = RECONCILE_GATE.with(Rc::clone);
