@@ -54,6 +54,11 @@ pub(crate) fn aws_credentials(
     })
 }
 
+/// The entries of a comma-separated setting, trimmed, empty ones dropped.
+pub(crate) fn comma_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
 pub(crate) fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting, problem: problem.into() }
 }
@@ -209,12 +214,10 @@ fn oauth_config(get: &impl Fn(&str) -> Option<String>) -> Result<OAuthConfig, Co
         None => format!("{issuer}/v1/keys"),
     };
     let audience = get("OKTA_AUDIENCE").ok_or_else(|| bad("OKTA_AUDIENCE", "required in oauth mode"))?;
-    let allowed_client_ids: Vec<String> = get("OKTA_ALLOWED_CLIENT_IDS")
-        .ok_or_else(|| bad("OKTA_ALLOWED_CLIENT_IDS", "required in oauth mode (comma-separated client IDs)"))?
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let allowed_client_ids = comma_list(
+        &get("OKTA_ALLOWED_CLIENT_IDS")
+            .ok_or_else(|| bad("OKTA_ALLOWED_CLIENT_IDS", "required in oauth mode (comma-separated client IDs)"))?,
+    );
     if allowed_client_ids.is_empty() {
         return Err(bad("OKTA_ALLOWED_CLIENT_IDS", "lists no client ID"));
     }

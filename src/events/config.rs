@@ -1,7 +1,7 @@
 //! The event hook's settings, read apart from the telephony `Config` so that either endpoint keeps
 //! working when the other is not configured.
 
-use crate::config::{bad, getter, ConfigError, Source};
+use crate::config::{bad, comma_list, getter, ConfigError, Source};
 
 /// Every setting the event hook reads.
 pub const SETTINGS: &[&str] =
@@ -23,10 +23,6 @@ fn is_header_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn id_list(raw: Option<String>) -> Vec<String> {
-    raw.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-}
-
 impl EventsConfig {
     pub fn from_source(src: &impl Source) -> Result<EventsConfig, ConfigError> {
         let get = getter(src);
@@ -42,8 +38,8 @@ impl EventsConfig {
         Ok(EventsConfig {
             auth_header,
             secret,
-            app_ids: id_list(get("OKTA_CONNECT_APP_IDS")),
-            group_ids: id_list(get("OKTA_CONNECT_GROUP_IDS")),
+            app_ids: comma_list(&get("OKTA_CONNECT_APP_IDS").unwrap_or_default()),
+            group_ids: comma_list(&get("OKTA_CONNECT_GROUP_IDS").unwrap_or_default()),
         })
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::aws::connect::{self, is_resource_id};
 use crate::aws::Credentials;
-use crate::config::{aws_credentials, bad, getter, number, url_setting, ConfigError, Source};
+use crate::config::{aws_credentials, bad, comma_list, getter, number, url_setting, ConfigError, Source};
 use crate::okta::assertion::ClientKey;
 use crate::okta::{is_okta_id, OktaApiConfig, DEFAULT_SCOPES};
 
@@ -69,13 +69,7 @@ pub struct ProvisioningConfig {
 }
 
 fn id_list(get: &impl Fn(&str) -> Option<String>, setting: &'static str) -> Result<Vec<String>, ConfigError> {
-    let ids: Vec<String> = get(setting)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
+    let ids = comma_list(&get(setting).unwrap_or_default());
     if let Some(bad_id) = ids.iter().find(|id| !is_okta_id(id)) {
         return Err(bad(setting, format!("`{bad_id}` is not an Okta id")));
     }
