@@ -24,8 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,13 +31,14 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from mocks.okta import MockOkta  # noqa: E402
+from helpers import iso  # noqa: E402
+from _common import InstantMessaging, Wrangler, percentile, summary  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "okta" / "telephony-sms-password-reset.json"
 AKID = "AKIDLOCALBENCH000001"
@@ -49,77 +48,6 @@ BUILD_TIMEOUT_S = 900          # waiting for someone else's build of build/ to f
 REQUEST_TIMEOUT_S = 10
 SEQUENTIAL_BUDGET_S = 180      # the sequential phase stops here even if N requests are not done
 MAX_CONCURRENT_REQUESTS = 200_000
-
-
-# ---- the instant messaging endpoint ---------------------------------------------------------------
-class InstantMessaging:
-    """Answers every POST with 200 {"MessageId": "..."} immediately. No signature or body checks."""
-
-    def __init__(self):
-        counter = itertools.count(1)
-        lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "InstantMessaging"
-            sys_version = ""
-            # Headers and body leave in one write, with TCP_NODELAY: a second small write would
-            # wait for the peer's delayed ACK (Nagle), ~40 ms per request on Linux loopback.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                with lock:
-                    n = next(counter)
-                body = json.dumps({"MessageId": f"bench-{n:012d}"}).encode()
-                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                        f"Content-Length: {len(body)}\r\n\r\n").encode()
-                self.wfile.write(head + body)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            request_queue_size = 128
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self.port = self._httpd.server_address[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self):
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-# ---- helpers -------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
-def percentile(sorted_ms: list[float], p: float) -> float:
-    if not sorted_ms:
-        return float("nan")
-    return sorted_ms[min(len(sorted_ms) - 1, max(0, round((len(sorted_ms) - 1) * p)))]
-
-
-def summary(latencies_ms: list[float]) -> str:
-    s = sorted(latencies_ms)
-    if not s:
-        return "n=0"
-    return (f"p50={percentile(s, 0.5):.2f}ms p90={percentile(s, 0.9):.2f}ms p99={percentile(s, 0.99):.2f}ms "
-            f"max={s[-1]:.2f}ms mean={statistics.fmean(s):.2f}ms n={len(s)}")
 
 
 class Bodies:
@@ -205,71 +133,6 @@ def snapshot_config(tmp: Path) -> Path:
     config = tmp / "wrangler.bench.toml"
     config.write_text("\n".join(out) + "\n")
     return config
-
-
-class Wrangler:
-    def __init__(self, config: Path, vars: dict, persist: Path, log: Path, env_file: Path):
-        self.port = free_port()
-        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", str(config),
-               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
-               "--persist-to", str(persist), "--show-interactive-dev-session=false", "--env-file", str(env_file)]
-        for k, v in vars.items():
-            cmd += ["--var", f"{k}:{v}"]
-        env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0", CI="1")
-        env.pop("CLOUDFLARE_API_TOKEN", None)
-        self.log_path = log
-        self._log = open(log, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self) -> float:
-        t0 = time.monotonic()
-        while True:
-            if time.monotonic() - t0 > START_TIMEOUT_S:
-                break
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler dev exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    c.close()
-                    return time.monotonic() - t0
-                c.close()
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"wrangler dev not healthy after {time.monotonic() - t0:.0f}s:\n{self.tail()}")
-
-    def tail(self, n: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
-
-    def stop(self):
-        """Stops the process group we created (start_new_session) — workerd included — even if
-        wrangler itself has already exited."""
-        pgid = self.proc.pid
-        for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            t0 = time.monotonic()
-            gone = False
-            while time.monotonic() - t0 < wait_s and not gone:
-                self.proc.poll()
-                try:
-                    os.killpg(pgid, 0)
-                    time.sleep(0.1)
-                except ProcessLookupError:
-                    gone = True
-            if gone:
-                break
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._log.close()
 
 
 # ---- where the CPU goes --------------------------------------------------------------------------
@@ -425,7 +288,7 @@ def main() -> int:
             "SMS_CONFIGURATION_SET": "okta-otp",
         }
         worker = Wrangler(snapshot_config(tmp), vars, persist, tmp / "wrangler.log", env_file)
-        took = worker.wait_ready()
+        took = worker.wait_ready(START_TIMEOUT_S, START_TIMEOUT_S)
         print(f"BENCH e2e_setup: wrangler dev ready in {took:.1f}s on 127.0.0.1:{worker.port}; "
               f"instant messaging {messaging.endpoint}; Okta mock {okta.issuer}", flush=True)
 

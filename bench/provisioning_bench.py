@@ -34,15 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import conftest as e2e  # noqa: E402  (the e2e launcher and mocks, reused as they are)
+from _common import percentile  # noqa: E402
 
 
 def bench(name: str, **fields):
     print("BENCH " + name + " " + " ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def delivery(events: list[dict]) -> bytes:
@@ -98,8 +94,9 @@ def main():
                 while time.monotonic() < deadline and not all(p.connect.user_by_username(l) for _, l in users):
                     time.sleep(0.05)
                 first_consumed = (time.perf_counter() - t0) * 1000
-        bench("ack_100_events", n=len(acks), p50_ms=f"{pct(acks, 50):.1f}", p90_ms=f"{pct(acks, 90):.1f}",
-              p99_ms=f"{pct(acks, 99):.1f}", max_ms=f"{max(acks):.1f}", mean_ms=f"{statistics.mean(acks):.1f}")
+        s = sorted(acks)
+        bench("ack_100_events", n=len(acks), p50_ms=f"{percentile(s, 0.5):.1f}", p90_ms=f"{percentile(s, 0.9):.1f}",
+              p99_ms=f"{percentile(s, 0.99):.1f}", max_ms=f"{max(acks):.1f}", mean_ms=f"{statistics.mean(acks):.1f}")
         bench("consume_100_events", ms=f"{first_consumed:.0f}",
               users_in_connect=sum(1 for u in p.connect.users() if u["Username"].startswith("ack0.")))
 

@@ -25,28 +25,23 @@ Usage (after `source scripts/env.sh` and `bash scripts/build`):
 from __future__ import annotations
 
 import argparse
-import http.client
-import itertools
 import json
-import os
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from mocks.dynamodb import DynamoDBProxy, MotoServer  # noqa: E402
+from helpers import iso  # noqa: E402
+from _common import InstantMessaging, Wrangler  # noqa: E402
 
 AKID = "AKIDLOCALSYNCBENCH01"
 AWS_SECRET = "local-sync-bench-secret-not-a-real-key00"
@@ -60,48 +55,6 @@ SYNC_TIMEOUT_S = 300
 # Languages without an alias in locale::Locale::parse (zh, ar, no, nn are rewritten).
 LANGS = ["aa", "ab", "ae", "af", "ak", "am", "an", "as", "av", "ay", "az", "ba", "be", "bg", "bh", "bi", "bm",
          "bn", "bo", "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da", "de", "dv", "dz"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class InstantMessaging:
-    """200 {"MessageId": ...} for every POST, at once."""
-
-    def __init__(self):
-        counter = itertools.count(1)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no delayed-ACK stall between headers and body
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                if n:
-                    self.rfile.read(n)
-                body = json.dumps({"MessageId": f"sync-bench-{next(counter)}"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
 
 def generate(n: int, stamp: str) -> list[dict]:
@@ -132,70 +85,6 @@ def load_table(moto: MotoServer, items: list[dict]) -> float:
         while pending:
             pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
     return time.monotonic() - t0
-
-
-class Wrangler:
-    def __init__(self, vars: dict, persist: Path, log: Path, env_file: Path):
-        self.port = free_port()
-        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", "wrangler.toml",
-               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
-               "--persist-to", str(persist), "--show-interactive-dev-session=false", "--env-file", str(env_file)]
-        for k, v in vars.items():
-            cmd += ["--var", f"{k}:{v}"]
-        env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0", CI="1")
-        env.pop("CLOUDFLARE_API_TOKEN", None)
-        self.log_path = log
-        self._log = open(log, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def tail(self, n: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
-
-    def wait_ready(self):
-        t0 = time.monotonic()
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler dev exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                status, _ = self.call("GET", "/healthz", timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            text = self.tail(20_000).lower()
-            building = "custom build" in text and "ready on" not in text
-            if time.monotonic() - t0 > (BUILD_TIMEOUT_S if building else START_TIMEOUT_S):
-                raise RuntimeError(f"wrangler dev not healthy:\n{self.tail()}")
-            time.sleep(0.25)
-
-    def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-             timeout: float = 30) -> tuple[int, bytes]:
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._log.close()
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
 def sync(w: Wrangler, proxy: DynamoDBProxy) -> tuple[float, dict]:
@@ -261,19 +150,19 @@ def main() -> int:
         print(f"BENCH sync_setup: {len(items)} items written to moto in {took:.1f}s "
               f"(page size {args.page_size})", flush=True)
         proxy = DynamoDBProxy(moto.endpoint, AKID, AWS_SECRET)
-        messaging = InstantMessaging()
+        messaging = InstantMessaging("sync-bench")
         persist = tmp / "state"
         subprocess.run([str(ROOT / "scripts" / "seed-kv"), "--persist-to", str(persist)], cwd=ROOT, check=True,
                        capture_output=True, timeout=900)
         env_file = tmp / "empty.env"
         env_file.touch()
-        worker = Wrangler({
+        worker = Wrangler("wrangler.toml", {
             "OKTA_AUTH_MODE": "header", "OKTA_AUTH_HEADER": "X-Okta-Hook-Secret", "OKTA_HOOK_SECRET": HOOK_SECRET,
             "AWS_ACCESS_KEY_ID": AKID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_SMS_VOICE_ENDPOINT": messaging.endpoint,
             "TEMPLATE_TABLE": TABLE, "AWS_DYNAMODB_ENDPOINT": proxy.endpoint, "ADMIN_SECRET": ADMIN_SECRET,
             "SYNC_PAGE_SIZE": str(args.page_size), "SYNC_MAX_PAGES": "1000", "TEMPLATE_CACHE_SECONDS": "0",
         }, persist, tmp / "wrangler.log", env_file)
-        worker.wait_ready()
+        worker.wait_ready(START_TIMEOUT_S, BUILD_TIMEOUT_S)
         probe = items[len(items) // 2]["locale"]["S"]
 
         wall, r = sync(worker, proxy)

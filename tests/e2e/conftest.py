@@ -10,8 +10,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -23,6 +21,7 @@ import pytest
 import requests
 
 from helpers import ORIGINATION_IDENTITIES, ROOT
+from mocks._server import free_port, stop_group
 from mocks.aws import MockMessaging
 from mocks.connect import MockConnect
 from mocks.okta import MockOkta
@@ -205,12 +204,6 @@ def mocks(sensitive):
 
 
 # ---- wrangler dev --------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wrangler_env() -> dict:
     out = subprocess.run(["bash", "-c", 'source "$1" >/dev/null && env -0', "_", str(ROOT / "scripts" / "env.sh")],
                          capture_output=True, check=True, cwd=ROOT)
@@ -317,29 +310,7 @@ class WorkerInstance:
         return self.http.request(method, self.url + path, **kw)
 
     def stop(self):
-        # Signal the whole process group we created (start_new_session), even if wrangler itself has
-        # already exited: its custom-build children may still be running.
-        pgid = self.proc.pid
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < wait:
-                self.proc.poll()
-                try:
-                    os.killpg(pgid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                continue
-            break
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_group(self.proc)
         for t in self._readers:
             t.join(2)
 

@@ -291,7 +291,7 @@ def test_reconciliation_dry_run_then_apply(reconciling):
     p.connect.reset()
     # Okta: three agents, one supervisor, one suspended member, one app-only user.
     agents = [member(p, f"agent{i}@example.com") for i in range(3)]
-    sup = member(p, "sup@example.com", group=p.supervisors)
+    member(p, "sup@example.com", group=p.supervisors)
     suspended = member(p, "gone@example.com", status="SUSPENDED")
     app_only = p.org.add_user("apponly@example.com", "App", "Only")
     p.org.assign_app(p.app, app_only)

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import (PHONE_ES, POOL_CA, POOL_DEFAULT, POOL_US, PREVIEW_FIXTURE, SMS_FIXTURE, VOICE_FIXTURE,
                      assert_bad_request, assert_clean_request, assert_delivery_error, assert_successful,
-                     digits_subsequence, expected_sms_body, fixture, fixture_bytes, masked, mp, random_otp,
+                     digits_subsequence, expected_sms_body, fixture_bytes, masked, mp,
                      random_us_number, template, variant)
 
 

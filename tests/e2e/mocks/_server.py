@@ -1,14 +1,53 @@
-"""A loopback HTTP server running in a daemon thread, shared by the mocks."""
+"""A loopback HTTP server running in a daemon thread, shared by the mocks; and the two process
+helpers the e2e launcher and the benchmarks share (`free_port`, `stop_group`)."""
 from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
 import socket
 import struct
+import subprocess
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, term_wait_s: float = 10, kill_wait_s: float = 5):
+    """Stops the process group `proc` leads (started with start_new_session=True): SIGTERM, then
+    SIGKILL if the group is still there after `term_wait_s`. Signals the group even when the leader
+    has already exited (wrangler's workerd and build children may still run)."""
+    pgid = proc.pid
+    for sig, wait_s in ((signal.SIGTERM, term_wait_s), (signal.SIGKILL, kill_wait_s)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < wait_s:
+            proc.poll()
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            continue
+        break
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 class _Server(ThreadingHTTPServer):

@@ -13,16 +13,13 @@ Then it answers from a FIFO of scripted faults, or with success `{"MessageId": <
 """
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 import uuid
-from collections import deque
 
 import botocore.session
 from botocore.auth import SigV4Auth

@@ -19,23 +19,17 @@ Then it answers from the FIFO of scripted faults, or forwards the request to mot
 """
 from __future__ import annotations
 
-import copy
 import json
-import os
-import signal
-import socket
 import subprocess
-import threading
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 
 import boto3
 import botocore.session
 import requests
 
-from ._server import Reply
+from ._server import Reply, free_port, stop_group
 from .aws import SigV4Mock, validate_params
 
 JSON_CT = "application/x-amz-json-1.0"
@@ -62,9 +56,7 @@ class MotoServer:
     """`moto_server` on a free loopback port, in its own process group; `close()` stops it."""
 
     def __init__(self, region: str = "us-east-1"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.region = region
         exe = ROOT / ".venv" / "bin" / "moto_server"
         self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
@@ -94,16 +86,7 @@ class MotoServer:
                             aws_access_key_id="AKIDMOTO", aws_secret_access_key="moto-secret")
 
     def close(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_group(self.proc)
 
 
 class DynamoDBProxy(SigV4Mock):

@@ -1,0 +1,133 @@
+"""What the benchmarks share: an instant End User Messaging stand-in, a `wrangler dev` launcher that
+logs to a file, and latency summaries. (bench/provisioning_bench.py reuses the e2e launcher of
+tests/e2e/conftest.py instead: it needs the verifying stand-ins.)"""
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from mocks._server import free_port, stop_group  # noqa: E402
+
+
+class InstantMessaging:
+    """Answers every POST with 200 {"MessageId": "<prefix>-<n>"} immediately. No signature or body
+    checks. Headers and body leave in one write with TCP_NODELAY: a second small write would wait for
+    the peer's delayed ACK (Nagle), ~40 ms per request on Linux loopback."""
+
+    def __init__(self, prefix: str = "bench"):
+        counter = itertools.count(1)
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "InstantMessaging"
+            sys_version = ""
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with lock:
+                    n = next(counter)
+                body = json.dumps({"MessageId": f"{prefix}-{n:012d}"}).encode()
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode()
+                self.wfile.write(head + body)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 128
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class Wrangler:
+    """`wrangler dev` on a free port with `--var`s, its output in `log`, in its own process group."""
+
+    def __init__(self, config: Path | str, vars: dict, persist: Path, log: Path, env_file: Path):
+        self.port = free_port()
+        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", str(config),
+               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
+               "--persist-to", str(persist), "--show-interactive-dev-session=false", "--env-file", str(env_file)]
+        for k, v in vars.items():
+            cmd += ["--var", f"{k}:{v}"]
+        env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0", CI="1")
+        env.pop("CLOUDFLARE_API_TOKEN", None)
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def tail(self, n: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+
+    def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+             timeout: float = 30) -> tuple[int, bytes]:
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def wait_ready(self, start_timeout_s: float, build_timeout_s: float) -> float:
+        """Seconds until /healthz answers 200; `build_timeout_s` applies while a custom build runs."""
+        t0 = time.monotonic()
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if self.call("GET", "/healthz", timeout=2)[0] == 200:
+                    return time.monotonic() - t0
+            except OSError:
+                pass
+            text = self.tail(20_000).lower()
+            building = "custom build" in text and "ready on" not in text
+            if time.monotonic() - t0 > (build_timeout_s if building else start_timeout_s):
+                raise RuntimeError(f"wrangler dev not healthy after {time.monotonic() - t0:.0f}s:\n{self.tail()}")
+            time.sleep(0.25)
+
+    def stop(self):
+        stop_group(self.proc, term_wait_s=15)
+        self._log.close()
+
+
+def percentile(sorted_ms: list[float], p: float) -> float:
+    """`p` in 0..1 of an already sorted list (nearest rank)."""
+    if not sorted_ms:
+        return float("nan")
+    return sorted_ms[min(len(sorted_ms) - 1, max(0, round((len(sorted_ms) - 1) * p)))]
+
+
+def summary(latencies_ms: list[float]) -> str:
+    s = sorted(latencies_ms)
+    if not s:
+        return "n=0"
+    return (f"p50={percentile(s, 0.5):.2f}ms p90={percentile(s, 0.9):.2f}ms p99={percentile(s, 0.99):.2f}ms "
+            f"max={s[-1]:.2f}ms mean={statistics.fmean(s):.2f}ms n={len(s)}")
