@@ -81,6 +81,19 @@ pub struct OAuthConfig {
     pub required_scope: String,
     pub leeway_s: u64,
     pub refetch_cooldown_s: u64,
+    /// How long keys past their Cache-Control lifetime stay usable while the JWKS cannot be
+    /// refreshed (a key revoked during an outage is trusted at most this much longer).
+    pub max_stale_s: u64,
+}
+
+/// What a request does when the per-number Durable Object (`OTP_LEDGER`) does not answer within
+/// its slice of the deadline (`OTP_GUARD_FAILURE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Send anyway (without the duplicate claim), and alert: users keep getting codes.
+    Open,
+    /// Send nothing; answer Okta's `error` object (`LEDGER_UNAVAILABLE`).
+    Closed,
 }
 
 /// What to do with an admin-console Preview request.
@@ -124,6 +137,7 @@ pub struct Config {
     pub preview: PreviewPolicy,
     pub deadline_ms: u64,
     pub template_cache_s: u64,
+    pub guard_failure: FailurePolicy,
 }
 
 pub const MAX_LEEWAY_S: u64 = 120;
@@ -154,7 +168,7 @@ impl Config {
             return Err(bad("AWS_REGION", "not a region name like us-east-1"));
         }
         let endpoint = match get("AWS_SMS_VOICE_ENDPOINT") {
-            Some(e) => url_setting("AWS_SMS_VOICE_ENDPOINT", &e, true)?,
+            Some(e) => aws_endpoint("AWS_SMS_VOICE_ENDPOINT", &e)?,
             None => format!("https://sms-voice.{region}.amazonaws.com"),
         };
         let origination_identities = match get("ORIGINATION_IDENTITIES") {
@@ -189,8 +203,13 @@ impl Config {
         };
         let deadline_ms = number(&get, "DEADLINE_MS", 2500, 200, 2900)?;
         let template_cache_s = number(&get, "TEMPLATE_CACHE_SECONDS", 60, 0, 3600)?;
+        let guard_failure = match get("OTP_GUARD_FAILURE").as_deref().unwrap_or("open") {
+            "open" => FailurePolicy::Open,
+            "closed" => FailurePolicy::Closed,
+            other => return Err(bad("OTP_GUARD_FAILURE", format!("`{other}` is neither `open` nor `closed`"))),
+        };
 
-        Ok(Config { auth, messaging, aws, default_locale, preview, deadline_ms, template_cache_s })
+        Ok(Config { auth, messaging, aws, default_locale, preview, deadline_ms, template_cache_s, guard_failure })
     }
 }
 
@@ -213,6 +232,14 @@ fn oauth_config(get: &impl Fn(&str) -> Option<String>) -> Result<OAuthConfig, Co
         Some(u) => url_setting("OKTA_JWKS_URL", &u, insecure_ok)?,
         None => format!("{issuer}/v1/keys"),
     };
+    // Keys only from the issuer's own origin: a changed URL must not silently trust another
+    // host's keys. An operator who fronts the keys elsewhere says so explicitly.
+    if origin(&jwks_url) != origin(&issuer) && get("OKTA_JWKS_ALLOW_OTHER_ORIGIN").as_deref() != Some("true") {
+        return Err(bad(
+            "OKTA_JWKS_URL",
+            "must be on the issuer's origin (set OKTA_JWKS_ALLOW_OTHER_ORIGIN=true to fetch keys elsewhere)",
+        ));
+    }
     let audience = get("OKTA_AUDIENCE").ok_or_else(|| bad("OKTA_AUDIENCE", "required in oauth mode"))?;
     let allowed_client_ids = comma_list(
         &get("OKTA_ALLOWED_CLIENT_IDS")
@@ -228,7 +255,17 @@ fn oauth_config(get: &impl Fn(&str) -> Option<String>) -> Result<OAuthConfig, Co
     }
     let leeway_s = number(get, "OKTA_CLOCK_SKEW_SECONDS", 60, 0, MAX_LEEWAY_S)?;
     let refetch_cooldown_s = number(get, "OKTA_JWKS_REFETCH_COOLDOWN_SECONDS", 60, 1, 3600)?;
-    Ok(OAuthConfig { issuer, jwks_url, audience, allowed_client_ids, required_scope, leeway_s, refetch_cooldown_s })
+    let max_stale_s = number(get, "OKTA_JWKS_MAX_STALE_SECONDS", 1800, 0, 86_400)?;
+    Ok(OAuthConfig {
+        issuer,
+        jwks_url,
+        audience,
+        allowed_client_ids,
+        required_scope,
+        leeway_s,
+        refetch_cooldown_s,
+        max_stale_s,
+    })
 }
 
 pub(crate) fn url_setting(setting: &'static str, raw: &str, allow_http: bool) -> Result<String, ConfigError> {
@@ -241,6 +278,57 @@ pub(crate) fn url_setting(setting: &'static str, raw: &str, allow_http: bool) ->
         return Err(bad(setting, "must be a plain URL without spaces, query or fragment"));
     }
     Ok(url.to_string())
+}
+
+/// An AWS endpoint override: scheme and host (and port) only. `https://` is required, except for
+/// a loopback host (`127.0.0.0/8`, `localhost`, `[::1]`): local stand-ins and emulators, which no
+/// deployed Worker can reach anyway. So a typo can never send signed requests, or credentials'
+/// signatures, in clear text across a network.
+pub(crate) fn aws_endpoint(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let url = raw.trim_end_matches('/');
+    let Some((scheme, authority)) = url.split_once("://") else {
+        return Err(bad(setting, "must be an https:// URL"));
+    };
+    if authority.is_empty()
+        || authority.contains(['/', '?', '#', '@'])
+        || url.contains(char::is_whitespace)
+        || url.len() > 1024
+    {
+        return Err(bad(setting, "must be scheme and host only, like https://sms-voice.eu-west-1.amazonaws.com"));
+    }
+    match scheme {
+        "https" => Ok(url.to_string()),
+        "http" if is_loopback_authority(authority) => Ok(url.to_string()),
+        "http" => Err(bad(setting, "must be https:// (http only for a loopback host such as 127.0.0.1)")),
+        _ => Err(bad(setting, "must be an https:// URL")),
+    }
+}
+
+/// `host[:port]` names this machine: `localhost`, `127.x.y.z` or `[::1]`.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, _)) => return h == "::1",
+            None => return false,
+        }
+    } else {
+        authority.split_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets[0] == "127"
+        && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok())
+}
+
+/// The origin (`scheme://host[:port]`) of a URL already checked by [`url_setting`].
+pub(crate) fn origin(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((scheme, rest)) => &url[..scheme.len() + 3 + rest.find('/').unwrap_or(rest.len())],
+        None => url,
+    }
 }
 
 /// A whole-number setting within `min..=max`, or `default` when unset.
@@ -335,6 +423,64 @@ mod tests {
         assert_eq!(c.deadline_ms, 2500);
         assert_eq!(c.default_locale, "en-US");
         assert_eq!(c.preview, PreviewPolicy::Send);
+    }
+
+    #[test]
+    fn aws_endpoints_are_https_except_on_loopback() {
+        for ok in [
+            "https://sms-voice.eu-west-1.amazonaws.com",
+            "http://127.0.0.1:8911",
+            "http://localhost:1/",
+            "http://[::1]:9",
+        ] {
+            assert!(aws_endpoint("E", ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://sms-voice.eu-west-1.amazonaws.com",
+            "http://127.0.0.1.example.com",
+            "http://10.0.0.1:80",
+            "http://[::2]:1",
+            "ftp://127.0.0.1",
+            "https://host/path",
+            "https://user@host",
+            "sms-voice.us-east-1.amazonaws.com",
+        ] {
+            assert!(aws_endpoint("E", refused).is_err(), "{refused}");
+        }
+        let e = Config::from_source(&with("AWS_SMS_VOICE_ENDPOINT", "http://example.invalid:1")).unwrap_err();
+        assert_eq!(e.setting, "AWS_SMS_VOICE_ENDPOINT");
+    }
+
+    #[test]
+    fn jwks_url_stays_on_the_issuers_origin_unless_allowed() {
+        let ok = with("OKTA_JWKS_URL", "https://example.okta.com/oauth2/default/v1/keys?x");
+        assert_eq!(Config::from_source(&ok).unwrap_err().setting, "OKTA_JWKS_URL"); // a query
+        let m = with("OKTA_JWKS_URL", "https://example.okta.com/other/keys");
+        assert!(Config::from_source(&m).is_ok());
+        let mut m = with("OKTA_JWKS_URL", "https://keys.example.net/keys");
+        assert_eq!(Config::from_source(&m).unwrap_err().setting, "OKTA_JWKS_URL");
+        m.insert("OKTA_JWKS_ALLOW_OTHER_ORIGIN".into(), "true".into());
+        assert!(Config::from_source(&m).is_ok());
+        // A look-alike host is another origin.
+        let m = with("OKTA_JWKS_URL", "https://example.okta.com.evil.test/oauth2/default/v1/keys");
+        assert_eq!(Config::from_source(&m).unwrap_err().setting, "OKTA_JWKS_URL");
+    }
+
+    #[test]
+    fn guard_failure_policy_and_stale_cap() {
+        let c = Config::from_source(&base()).unwrap();
+        assert_eq!(c.guard_failure, FailurePolicy::Open);
+        let HookAuth::OAuth(o) = &c.auth else { panic!() };
+        assert_eq!(o.max_stale_s, 1800);
+        assert_eq!(
+            Config::from_source(&with("OTP_GUARD_FAILURE", "closed")).unwrap().guard_failure,
+            FailurePolicy::Closed
+        );
+        assert_eq!(Config::from_source(&with("OTP_GUARD_FAILURE", "maybe")).unwrap_err().setting, "OTP_GUARD_FAILURE");
+        assert_eq!(
+            Config::from_source(&with("OKTA_JWKS_MAX_STALE_SECONDS", "90000")).unwrap_err().setting,
+            "OKTA_JWKS_MAX_STALE_SECONDS"
+        );
     }
 
     #[test]

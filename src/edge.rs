@@ -1,6 +1,7 @@
 //! The small traits through which the pure core reaches the outside world: outgoing HTTP, the
-//! key-value store and the clock. The Worker shell (`shell`, wasm only) implements them with
-//! `fetch`, Workers KV and `Date.now()`; native tests implement them with in-memory fakes.
+//! key-value store, the clock, queues and Durable Objects. The Worker shell (`shell`, wasm only)
+//! implements them with `fetch`, Workers KV, `Date.now()`, Queues and Durable Object stubs; native
+//! tests implement them with in-memory fakes.
 //!
 //! Deliberately absent: anything that knows about `worker`, `wasm-bindgen` or JavaScript.
 #![allow(async_fn_in_trait)] // single-threaded isolate: no `Send` bounds wanted
@@ -110,4 +111,28 @@ impl fmt::Display for QueueError {
 /// A message queue producer (Cloudflare Queues): each message is a JSON text.
 pub trait Queue {
     async fn send_batch(&self, messages: &[String]) -> Result<(), QueueError>;
+}
+
+/// Why a Durable Object call produced no reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurableError {
+    /// No reply within the caller's slice of time. The object may still act on the request.
+    Timeout,
+    /// The binding is missing, the object failed, or its reply was not what was asked for.
+    Unavailable(String),
+}
+
+impl fmt::Display for DurableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurableError::Timeout => f.write_str("no reply before the timeout"),
+            DurableError::Unavailable(e) => write!(f, "unavailable: {e}"),
+        }
+    }
+}
+
+/// Strongly consistent objects addressed by name (one Durable Object namespace): a JSON request
+/// in, a JSON reply out.
+pub trait Durable {
+    async fn call(&self, object: &str, body: String, timeout_ms: u64) -> Result<String, DurableError>;
 }

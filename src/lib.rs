@@ -9,6 +9,8 @@ pub mod aws;
 pub mod config;
 pub mod edge;
 pub mod events;
+pub mod inflight;
+pub mod ledger;
 pub mod locale;
 pub mod okta;
 pub mod phone;

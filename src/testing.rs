@@ -83,8 +83,11 @@ impl Clock for FakeClock {
     fn now_ms(&self) -> u64 {
         self.0.get()
     }
+    /// Advances the clock, then yields once, so that concurrent futures of one test interleave
+    /// as requests of one isolate do.
     async fn sleep(&self, ms: u64) {
         self.advance(ms);
+        yield_now().await;
     }
 }
 
@@ -93,7 +96,58 @@ impl Clock for std::rc::Rc<FakeClock> {
         self.0.get()
     }
     async fn sleep(&self, ms: u64) {
-        self.advance(ms);
+        (**self).sleep(ms).await;
+    }
+}
+
+/// Durable Objects in memory: one [`crate::ledger::MemStore`] per object name, served by the
+/// real [`crate::ledger::serve`] through its JSON protocol. `fail` makes every call unavailable.
+pub struct MemDurable {
+    pub clock: std::rc::Rc<FakeClock>,
+    pub objects: RefCell<BTreeMap<String, std::rc::Rc<crate::ledger::MemStore>>>,
+    pub calls: Cell<usize>,
+    pub fail: Cell<bool>,
+}
+
+impl MemDurable {
+    pub fn new(clock: std::rc::Rc<FakeClock>) -> Self {
+        MemDurable { clock, objects: RefCell::default(), calls: Cell::new(0), fail: Cell::new(false) }
+    }
+}
+
+impl crate::edge::Durable for MemDurable {
+    async fn call(&self, object: &str, body: String, _timeout_ms: u64) -> Result<String, crate::edge::DurableError> {
+        self.calls.set(self.calls.get() + 1);
+        if self.fail.get() {
+            return Err(crate::edge::DurableError::Unavailable("failing".into()));
+        }
+        let store = self.objects.borrow_mut().entry(object.to_string()).or_default().clone();
+        Ok(crate::ledger::serve(&*store, &self.clock, &body).await)
+    }
+}
+
+/// Pending once, then ready: a point where other futures of the same executor run.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// An [`Http`] that yields once before answering, like a real network round trip.
+pub struct Yielding<T>(pub T);
+
+impl<T: Http> Http for Yielding<T> {
+    async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError> {
+        yield_now().await;
+        self.0.send(req, timeout_ms).await
     }
 }
 
@@ -196,6 +250,7 @@ pub mod issuer {
             required_scope: SCOPE.into(),
             leeway_s: 60,
             refetch_cooldown_s: 60,
+            max_stale_s: 1800,
         }
     }
 

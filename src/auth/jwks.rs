@@ -4,23 +4,26 @@
 //! - Kept for the response's `Cache-Control: max-age`, clamped to 5 min – 24 h (1 h if absent).
 //! - An unknown `kid` triggers one refetch, then not another until the cooldown has passed
 //!   (a negative cache): a flood of made-up `kid`s costs Okta one request per cooldown.
-//! - Concurrent requests share one in-flight fetch (single flight).
-//! - When a refresh fails, the keys already held stay in use.
+//! - No request ever awaits I/O that another request started (workerd forbids it, and a cancelled
+//!   request would leave the others hanging): while one request of the isolate is fetching,
+//!   others that need keys poll the cache on their own timers for a bounded time, then fetch
+//!   themselves. Freshness is all timestamps.
+//! - When a refresh fails, the keys already held stay in use, but only for `max_stale` past their
+//!   lifetime: a key revoked while the JWKS is unreachable is not trusted indefinitely.
 //! - Only `kty: RSA` keys with `use` absent or `sig`, `alg` absent or `RS256`, and a modulus of
 //!   2048 to 8192 bits are kept.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use serde::Deserialize;
 
 use super::rs256::{Rs256, RsaJwk};
 use super::AuthError;
-use crate::edge::{Http, HttpRequest};
+use crate::edge::{Clock, Http, HttpRequest};
+use crate::inflight::InFlight;
 
 pub const MIN_TTL_S: u64 = 300;
 pub const MAX_TTL_S: u64 = 86_400;
@@ -37,7 +40,6 @@ struct State<K> {
     next_unknown_kid_fetch_ms: u64,
     /// No fetch at all before this time (a short pause after a failed fetch).
     next_any_fetch_ms: u64,
-    inflight: Option<Shared<LocalBoxFuture<'static, Result<(), String>>>>,
     fetches: u64,
 }
 
@@ -45,22 +47,26 @@ struct State<K> {
 pub struct JwksCache<K> {
     url: String,
     cooldown_ms: u64,
-    state: Rc<RefCell<State<K>>>,
+    max_stale_ms: u64,
+    state: RefCell<State<K>>,
+    /// A fetch some request of this isolate has under way.
+    fetching: InFlight,
 }
 
-impl<K: Clone + 'static> JwksCache<K> {
-    pub fn new(url: impl Into<String>, cooldown_s: u64) -> Self {
+impl<K: Clone> JwksCache<K> {
+    pub fn new(url: impl Into<String>, cooldown_s: u64, max_stale_s: u64) -> Self {
         JwksCache {
             url: url.into(),
             cooldown_ms: cooldown_s * 1000,
-            state: Rc::new(RefCell::new(State {
+            max_stale_ms: max_stale_s * 1000,
+            state: RefCell::new(State {
                 keys: HashMap::new(),
                 fresh_until_ms: 0,
                 next_unknown_kid_fetch_ms: 0,
                 next_any_fetch_ms: 0,
-                inflight: None,
                 fetches: 0,
-            })),
+            }),
+            fetching: InFlight::default(),
         }
     }
 
@@ -70,83 +76,84 @@ impl<K: Clone + 'static> JwksCache<K> {
     }
 
     /// The key for `kid`, fetching the JWKS when the cache is stale or the `kid` is unknown and
-    /// the cooldown allows it.
-    pub async fn key<H, V>(&self, kid: &str, now_ms: u64, timeout_ms: u64, http: &H, rs: &V) -> Result<K, AuthError>
+    /// the cooldown allows it. Waits at most about `timeout_ms`.
+    pub async fn key<H, V, C>(&self, kid: &str, timeout_ms: u64, http: &H, rs: &V, clock: &C) -> Result<K, AuthError>
     where
-        H: Http + Clone + 'static,
-        V: Rs256<Key = K> + Clone + 'static,
+        H: Http,
+        V: Rs256<Key = K>,
+        C: Clock,
     {
-        let (known, fresh, may_refetch, inflight) = {
-            let s = self.state.borrow();
-            let stale = s.keys.is_empty() || now_ms >= s.fresh_until_ms;
-            // A stale cache is refreshed; a fresh one is refetched for an unknown kid at most
-            // once per cooldown.
-            let allowed = now_ms >= s.next_any_fetch_ms && (stale || now_ms >= s.next_unknown_kid_fetch_ms);
-            (s.keys.get(kid).cloned(), !stale, allowed, s.inflight.clone())
-        };
-        if let (Some(k), true) = (&known, fresh) {
-            return Ok(k.clone());
-        }
-        let fetch = match inflight {
-            Some(f) => Some(f),
-            None if may_refetch => Some(self.start_fetch(now_ms, timeout_ms, fresh, http.clone(), rs.clone())),
-            None => None,
-        };
+        let give_up_ms = clock.now_ms() + timeout_ms;
         let mut fetch_error = None;
-        if let Some(f) = fetch {
-            if let Err(e) = f.await {
-                fetch_error = Some(e);
+        let mut fetched = false;
+        loop {
+            let now_ms = clock.now_ms();
+            let (known, fresh, may_fetch) = {
+                let s = self.state.borrow();
+                let stale = s.keys.is_empty() || now_ms >= s.fresh_until_ms;
+                // A stale cache is refreshed; a fresh one is refetched for an unknown kid at
+                // most once per cooldown.
+                let allowed = now_ms >= s.next_any_fetch_ms && (stale || now_ms >= s.next_unknown_kid_fetch_ms);
+                (s.keys.get(kid).cloned(), !stale, allowed)
+            };
+            if let (Some(k), true) = (&known, fresh) {
+                return Ok(k.clone());
             }
+            if self.fetching.busy(now_ms) && now_ms < give_up_ms {
+                // Another request is fetching: look again on our own timer, never await its I/O.
+                self.fetching.wait(clock, give_up_ms).await;
+                continue;
+            }
+            if may_fetch && !fetched && now_ms < give_up_ms {
+                // At most one fetch of our own per request.
+                fetched = true;
+                if let Err(e) = self.fetch_now(now_ms, give_up_ms - now_ms, fresh, http, rs).await {
+                    fetch_error = Some(e);
+                }
+                continue;
+            }
+            break;
         }
+        let now_ms = clock.now_ms();
         let s = self.state.borrow();
+        let usable = !s.keys.is_empty() && now_ms < s.fresh_until_ms.saturating_add(self.max_stale_ms);
         match s.keys.get(kid) {
-            Some(k) => Ok(k.clone()),
-            None if s.keys.is_empty() => {
-                Err(AuthError::KeysUnavailable(fetch_error.unwrap_or_else(|| "no keys".into())))
-            }
-            None => Err(AuthError::UnknownKeyId),
+            Some(k) if usable => Ok(k.clone()),
+            None if usable => Err(AuthError::UnknownKeyId),
+            _ => Err(AuthError::KeysUnavailable(fetch_error.unwrap_or_else(|| "no usable keys".into()))),
         }
     }
 
-    fn start_fetch<H, V>(
+    /// Fetches the JWKS in this request and stores what it got.
+    async fn fetch_now<H: Http, V: Rs256<Key = K>>(
         &self,
         now_ms: u64,
         timeout_ms: u64,
         for_unknown_kid: bool,
-        http: H,
-        rs: V,
-    ) -> Shared<LocalBoxFuture<'static, Result<(), String>>>
-    where
-        H: Http + 'static,
-        V: Rs256<Key = K> + 'static,
-    {
-        let state = self.state.clone();
-        let url = self.url.clone();
-        let fut = async move {
-            let result = fetch(&url, timeout_ms, &http, &rs).await;
-            let mut s = state.borrow_mut();
-            s.inflight = None;
-            match result {
-                Ok((keys, ttl_s)) => {
-                    s.keys = keys;
-                    s.fresh_until_ms = now_ms + ttl_s * 1000;
-                    Ok(())
-                }
-                Err(e) => {
-                    s.next_any_fetch_ms = now_ms + RETRY_AFTER_FAILURE_MS;
-                    Err(e)
-                }
+        http: &H,
+        rs: &V,
+    ) -> Result<(), String> {
+        {
+            let mut s = self.state.borrow_mut();
+            if for_unknown_kid {
+                s.next_unknown_kid_fetch_ms = now_ms + self.cooldown_ms;
+            }
+            s.fetches += 1;
+        }
+        let _working = self.fetching.start(now_ms, timeout_ms);
+        let result = fetch(&self.url, timeout_ms, http, rs).await;
+        let mut s = self.state.borrow_mut();
+        match result {
+            Ok((keys, ttl_s)) => {
+                s.keys = keys;
+                s.fresh_until_ms = now_ms + ttl_s * 1000;
+                Ok(())
+            }
+            Err(e) => {
+                s.next_any_fetch_ms = now_ms + RETRY_AFTER_FAILURE_MS;
+                Err(e)
             }
         }
-        .boxed_local()
-        .shared();
-        let mut s = self.state.borrow_mut();
-        if for_unknown_kid {
-            s.next_unknown_kid_fetch_ms = now_ms + self.cooldown_ms;
-        }
-        s.fetches += 1;
-        s.inflight = Some(fut.clone());
-        fut
     }
 }
 

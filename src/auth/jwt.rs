@@ -21,7 +21,7 @@ use super::jwks::JwksCache;
 use super::rs256::Rs256;
 use super::AuthError;
 use crate::config::OAuthConfig;
-use crate::edge::Http;
+use crate::edge::{Clock, Http};
 
 /// Larger tokens are refused before decoding. Okta access tokens are ~1 KB.
 pub const MAX_TOKEN_BYTES: usize = 8192;
@@ -107,18 +107,20 @@ pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
 }
 
 /// Everything needed to check a token, borrowed from the isolate and the request.
-pub struct Verifier<'a, H, V: Rs256> {
+pub struct Verifier<'a, H, V: Rs256, C> {
     pub config: &'a OAuthConfig,
     pub jwks: &'a JwksCache<V::Key>,
     pub tokens: &'a TokenCache,
     pub http: &'a H,
     pub rs256: &'a V,
+    pub clock: &'a C,
 }
 
-impl<H, V> Verifier<'_, H, V>
+impl<H, V, C> Verifier<'_, H, V, C>
 where
-    H: Http + Clone + 'static,
-    V: Rs256 + Clone + 'static,
+    H: Http,
+    V: Rs256,
+    C: Clock,
 {
     pub async fn verify(&self, token: &str, now_ms: u64, jwks_timeout_ms: u64) -> Result<Verified, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -147,7 +149,7 @@ where
         }
         let kid = untrusted.header().key_id.as_deref().filter(|k| !k.is_empty()).ok_or(AuthError::MissingKeyId)?;
 
-        let key = self.jwks.key(kid, now_ms, jwks_timeout_ms, self.http, self.rs256).await?;
+        let key = self.jwks.key(kid, jwks_timeout_ms, self.http, self.rs256, self.clock).await?;
         let signing_input = token.rsplit_once('.').map(|(head, _)| head).unwrap_or_default();
         if !self.rs256.verify(&key, signing_input.as_bytes(), untrusted.signature_bytes()).await {
             return Err(AuthError::InvalidSignature);

@@ -14,7 +14,7 @@ use super::jwt::{TokenCache, Verifier};
 use super::rs256::PureRust;
 use super::AuthError;
 use crate::testing::issuer::{self, claims, mint, raw, rs256_sign};
-use crate::testing::{block_on, ScriptedHttp};
+use crate::testing::{block_on, FakeClock, ScriptedHttp};
 
 const NOW_MS: u64 = 1_800_000_000_000;
 const NOW_S: i64 = 1_800_000_000;
@@ -32,7 +32,7 @@ fn env() -> Env {
     let served = issuer::serve(&http, |_| None);
     Env {
         http,
-        jwks: JwksCache::new(issuer::JWKS_URL, 60),
+        jwks: JwksCache::new(issuer::JWKS_URL, 60, 1800),
         tokens: TokenCache::default(),
         served,
         cfg: issuer::oauth_config(),
@@ -41,8 +41,15 @@ fn env() -> Env {
 
 impl Env {
     fn check_at(&self, token: &str, now_ms: u64) -> Result<super::jwt::Verified, AuthError> {
-        let v =
-            Verifier { config: &self.cfg, jwks: &self.jwks, tokens: &self.tokens, http: &self.http, rs256: &PureRust };
+        let clock = FakeClock::at(now_ms);
+        let v = Verifier {
+            config: &self.cfg,
+            jwks: &self.jwks,
+            tokens: &self.tokens,
+            http: &self.http,
+            rs256: &PureRust,
+            clock: &clock,
+        };
         block_on(v.verify(token, now_ms, 1000))
     }
     fn check(&self, token: &str) -> Result<super::jwt::Verified, AuthError> {
@@ -306,7 +313,7 @@ fn jwks_outage_is_reported_not_hidden() {
     http.answer_with(|_| Ok(crate::testing::json_response(503, "{}")));
     let e = Env {
         http,
-        jwks: JwksCache::new(issuer::JWKS_URL, 60),
+        jwks: JwksCache::new(issuer::JWKS_URL, 60, 1800),
         tokens: TokenCache::default(),
         served: issuer::Jwks { published: Default::default(), fetches: Default::default() },
         cfg: issuer::oauth_config(),
@@ -317,4 +324,50 @@ fn jwks_outage_is_reported_not_hidden() {
     assert_eq!(e.http.count(), 1);
     let _ = e.check_at(&mint("a", &claims(NOW_S)), NOW_MS + 6_000);
     assert_eq!(e.http.count(), 2);
+}
+
+#[test]
+fn concurrent_first_requests_share_keys_not_futures() {
+    // Two requests of one isolate at a cold start: the second waits on its own timer while the
+    // first fetches, then uses the keys the first stored. Nobody awaits the other's fetch.
+    let e = env();
+    let http = crate::testing::Yielding(e.http.clone());
+    let clock = FakeClock::at(NOW_MS);
+    let verifier =
+        Verifier { config: &e.cfg, jwks: &e.jwks, tokens: &e.tokens, http: &http, rs256: &PureRust, clock: &clock };
+    let (t1, t2) = (mint("a", &claims(NOW_S)), mint("a", &with(|c| c["jti"] = json!("AT.other"))));
+    let (r1, r2) =
+        block_on(futures_util::future::join(verifier.verify(&t1, NOW_MS, 1000), verifier.verify(&t2, NOW_MS, 1000)));
+    assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
+    assert_eq!(e.fetches(), 1, "the waiting request found the first request's keys");
+}
+
+#[test]
+fn a_request_dropped_mid_fetch_does_not_hold_up_the_next() {
+    use futures_util::FutureExt;
+    let e = env();
+    let http = crate::testing::Yielding(e.http.clone());
+    let clock = FakeClock::at(NOW_MS);
+    let verifier =
+        Verifier { config: &e.cfg, jwks: &e.jwks, tokens: &e.tokens, http: &http, rs256: &PureRust, clock: &clock };
+    let t = mint("a", &claims(NOW_S));
+    // Polled once (the fetch is under way), then cancelled, as workerd does when a client goes away.
+    assert!(verifier.verify(&t, NOW_MS, 1000).now_or_never().is_none());
+    assert!(block_on(verifier.verify(&t, NOW_MS, 1000)).is_ok());
+    assert_eq!(e.jwks.fetches(), 2, "the next request fetched for itself at once");
+}
+
+#[test]
+fn stale_keys_are_served_only_for_the_capped_time() {
+    let e = env();
+    assert!(e.check(&mint("a", &claims(NOW_S))).is_ok());
+    // The JWKS (max-age 3600) goes down.
+    e.http.answer_with(|_| Ok(crate::testing::json_response(503, "{}")));
+    let later = |s: u64| NOW_MS + s * 1000;
+    let fresh_token = |at_ms: u64| mint("a", &claims((at_ms / 1000) as i64));
+    // Past the lifetime, within the 1800 s cap: still verified with the held key.
+    assert!(e.check_at(&fresh_token(later(3_700)), later(3_700)).is_ok());
+    // Past the cap: refused, as unavailable (503), however valid the token.
+    let r = e.check_at(&fresh_token(later(3_600 + 1_801)), later(3_600 + 1_801));
+    assert!(matches!(r, Err(AuthError::KeysUnavailable(_))), "{r:?}");
 }

@@ -229,6 +229,21 @@ impl SendFailure {
         }
     }
 
+    /// Whether this is a refusal for this destination that no other sender should override:
+    /// the person opted out, the number or country is blocked, it cannot receive this channel.
+    /// The rest (throttling, outages, quotas, our configuration) are our side's failures.
+    pub fn is_destination_refusal(self) -> bool {
+        matches!(
+            self,
+            SendFailure::OptedOut
+                | SendFailure::CountryBlocked
+                | SendFailure::InvalidNumber
+                | SendFailure::NotVerifiedInSandbox
+                | SendFailure::ChannelUnavailable
+                | SendFailure::Rejected
+        )
+    }
+
     /// A short English sentence the end user may see in Okta: never technical, never blaming
     /// the user for our side's problems.
     pub fn user_message(self) -> &'static str {

@@ -16,7 +16,7 @@ pub mod assertion;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use futures_util::lock::Mutex;
+use crate::inflight::InFlight;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -150,13 +150,14 @@ pub fn is_okta_id(id: &str) -> bool {
 pub struct Session<K> {
     key: RefCell<Option<K>>,
     token: RefCell<Option<(String, u64)>>,
-    /// One token request at a time; the others wait for it.
-    refreshing: Mutex<()>,
+    /// A token request some unit of work has under way; the others wait for its result on
+    /// their own timers (never on its I/O), then ask for themselves.
+    refreshing: InFlight,
 }
 
 impl<K> Default for Session<K> {
     fn default() -> Self {
-        Session { key: RefCell::new(None), token: RefCell::new(None), refreshing: Mutex::new(()) }
+        Session { key: RefCell::new(None), token: RefCell::new(None), refreshing: InFlight::default() }
     }
 }
 
@@ -272,10 +273,13 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
         if let Some(t) = self.session.cached_token(self.clock.now_ms()) {
             return Ok(t);
         }
-        let _one_at_a_time = self.session.refreshing.lock().await;
-        if let Some(t) = self.session.cached_token(self.clock.now_ms()) {
-            return Ok(t);
+        if self.session.refreshing.busy(self.clock.now_ms()) {
+            self.session.refreshing.wait(self.clock, self.clock.now_ms() + CALL_TIMEOUT_MS).await;
+            if let Some(t) = self.session.cached_token(self.clock.now_ms()) {
+                return Ok(t);
+            }
         }
+        let _working = self.session.refreshing.start(self.clock.now_ms(), CALL_TIMEOUT_MS);
         let cached = self.session.key.borrow().clone();
         let key = match cached {
             Some(k) => k,

@@ -99,7 +99,7 @@ impl ProvisioningConfig {
             return Err(bad("CONNECT_REGION", "not a region name like us-east-1"));
         }
         let endpoint = match get("AWS_CONNECT_ENDPOINT") {
-            Some(e) => url_setting("AWS_CONNECT_ENDPOINT", &e, true)?,
+            Some(e) => crate::config::aws_endpoint("AWS_CONNECT_ENDPOINT", &e)?,
             None => connect::default_endpoint(&region),
         };
         let aws = aws_credentials(&get, " for provisioning")?;

@@ -1,16 +1,50 @@
-//! The `edge` traits over the Workers runtime: `fetch` (no redirects, a timeout through
-//! `AbortController`, a bounded body), Workers KV, Cloudflare Queues, and the JavaScript clock.
+//! The `edge` traits over the Workers runtime: `fetch` (no redirects; one timeout, through
+//! `AbortController`, over the headers and the body; a body bound counted while streaming),
+//! Workers KV, Cloudflare Queues, Durable Object stubs, and the JavaScript clock.
 
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use futures_util::StreamExt;
 use wasm_bindgen::JsValue;
 use worker::{
-    AbortController, Date, Delay, Fetch, Headers, KvStore, Method, QueueContentType, RawMessageBuilder, Request,
-    RequestInit, RequestRedirect,
+    AbortController, ByteStream, Date, Delay, Fetch, Headers, KvStore, Method, ObjectNamespace, QueueContentType,
+    RawMessageBuilder, Request, RequestInit, RequestRedirect,
 };
 
-use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse, Kv, KvError, Queue, QueueError};
+use crate::edge::{
+    Clock, Durable, DurableError, FetchError, Http, HttpRequest, HttpResponse, Kv, KvError, Queue, QueueError,
+};
+
+/// A body past its bound, or one that broke off.
+pub enum ReadError {
+    TooLarge,
+    Broken(String),
+}
+
+/// Reads a body stream, counting bytes as they arrive: past `max` it stops at once, without
+/// buffering (or waiting for) the rest. `None` is an absent body.
+pub async fn read_capped(stream: Option<ByteStream>, max: usize) -> Result<Vec<u8>, ReadError> {
+    let Some(mut stream) = stream else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ReadError::Broken(e.to_string()))?;
+        if out.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// An incoming request's body, at most `max` bytes (a larger `Content-Length` is refused unread).
+pub async fn request_body(req: &mut Request, max: usize) -> Result<Vec<u8>, ReadError> {
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ReadError::TooLarge);
+    }
+    read_capped(req.stream().ok(), max).await
+}
 
 /// Larger responses from AWS or Okta are refused.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -49,34 +83,55 @@ async fn fetch_bounded(req: HttpRequest, timeout_ms: u64, max_bytes: usize) -> R
     let request = Request::new_with_init(&req.url, &init).map_err(|e| FetchError::Network(e.to_string()))?;
     let controller = AbortController::default();
     let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
+    // Headers and body under one timer: a peer that stalls mid-body times out like one that
+    // never answers.
+    let exchange = async move {
+        let mut resp =
+            Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| FetchError::Network(e.to_string()))?;
+        let declared = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > max_bytes) {
+            return Err(FetchError::BodyTooLarge);
+        }
+        let status = resp.status_code();
+        let headers: Vec<(String, String)> = resp.headers().entries().collect();
+        let body = read_capped(resp.stream().ok(), max_bytes).await.map_err(|e| match e {
+            ReadError::TooLarge => FetchError::BodyTooLarge,
+            ReadError::Broken(e) => FetchError::Network(e),
+        })?;
+        Ok(HttpResponse { status, headers, body })
+    };
     let timer = Delay::from(Duration::from_millis(timeout_ms));
-    let mut resp = match select(sending, timer).await {
-        Either::Left((Ok(r), _)) => r,
-        Either::Left((Err(e), _)) => return Err(FetchError::Network(e.to_string())),
+    match select(Box::pin(exchange), timer).await {
+        Either::Left((result, _)) => result,
         Either::Right(_) => {
             controller.abort();
-            return Err(FetchError::Timeout);
+            Err(FetchError::Timeout)
         }
-    };
-    if resp
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > max_bytes)
-    {
-        return Err(FetchError::BodyTooLarge);
     }
-    let status = resp.status_code();
-    let headers: Vec<(String, String)> = resp.headers().entries().collect();
-    let body = resp.bytes().await.map_err(|e| FetchError::Network(e.to_string()))?;
-    if body.len() > max_bytes {
-        return Err(FetchError::BodyTooLarge);
+}
+
+/// The `OTP_LEDGER` Durable Object namespace; a missing binding makes every call unavailable.
+pub struct WorkerDurable(pub Result<ObjectNamespace, String>);
+
+impl Durable for WorkerDurable {
+    async fn call(&self, object: &str, body: String, timeout_ms: u64) -> Result<String, DurableError> {
+        let ns = self.0.as_ref().map_err(|e| DurableError::Unavailable(e.clone()))?;
+        let stub = ns.get_by_name(object).map_err(|e| DurableError::Unavailable(e.to_string()))?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+        let request = Request::new_with_init("https://ledger.internal/", &init)
+            .map_err(|e| DurableError::Unavailable(e.to_string()))?;
+        let exchange = async move {
+            let mut resp = stub.fetch_with_request(request).await?;
+            resp.text().await
+        };
+        let timer = Delay::from(Duration::from_millis(timeout_ms));
+        match select(Box::pin(exchange), timer).await {
+            Either::Left((Ok(text), _)) => Ok(text),
+            Either::Left((Err(e), _)) => Err(DurableError::Unavailable(e.to_string())),
+            Either::Right(_) => Err(DurableError::Timeout),
+        }
     }
-    Ok(HttpResponse { status, headers, body })
 }
 
 pub struct WorkerKv(pub KvStore);

@@ -9,6 +9,7 @@
 //!   reconciliation on its own cron (`RECONCILE_CRON`) and behind `/admin/provisioning/reconcile`.
 
 mod bindings;
+mod ledger;
 mod queue;
 
 use std::cell::RefCell;
@@ -28,7 +29,7 @@ use crate::sync::admin::{self, Gate, Handled, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
 use crate::webcrypto::WebCrypto;
-use bindings::{BoundedFetch, FetchHttp, JsClock, WorkerKv, WorkerQueue};
+use bindings::{request_body, BoundedFetch, FetchHttp, JsClock, ReadError, WorkerDurable, WorkerKv, WorkerQueue};
 
 /// Every setting the Worker reads (vars and secrets alike).
 const SETTINGS: &[&str] = &[
@@ -40,6 +41,8 @@ const SETTINGS: &[&str] = &[
     "OKTA_REQUIRED_SCOPE",
     "OKTA_CLOCK_SKEW_SECONDS",
     "OKTA_JWKS_REFETCH_COOLDOWN_SECONDS",
+    "OKTA_JWKS_MAX_STALE_SECONDS",
+    "OKTA_JWKS_ALLOW_OTHER_ORIGIN",
     "OKTA_ALLOW_INSECURE_ISSUER",
     "OKTA_AUTH_HEADER",
     "OKTA_HOOK_SECRET",
@@ -57,6 +60,7 @@ const SETTINGS: &[&str] = &[
     "PREVIEW_POLICY",
     "DEADLINE_MS",
     "TEMPLATE_CACHE_SECONDS",
+    "OTP_GUARD_FAILURE",
 ];
 
 thread_local! {
@@ -96,26 +100,19 @@ fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigE
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let started_ms = Date::now().as_millis();
     let path = req.path();
-    let answer = match (path.as_str(), req.method()) {
-        ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
-        ("/okta/telephony", Method::Post) => telephony_hook(&mut req, &env, &ctx, started_ms).await?,
-        ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
-        ("/okta/events", Method::Get) => {
-            events::verification(req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref())
+    let answer = match route(&mut req, &env, &path, started_ms).await {
+        Ok(answer) => answer,
+        // Never the error's text in the body (it can carry binding names, JS exceptions).
+        Err(e) => {
+            console_error!(
+                "{}",
+                serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("request failed: {e}")})
+            );
+            answer::plain_error(500, "Internal error", "INTERNAL_ERROR")
         }
-        ("/okta/events", Method::Post) => event_hook(&mut req, &env).await?,
-        ("/okta/events", _) => answer::plain_error(405, "Only GET and POST are allowed here", "METHOD_NOT_ALLOWED"),
-        ("/admin/templates/sync", Method::Post) => admin_request(&req, &env, Op::Sync).await?,
-        ("/admin/templates/status", Method::Get) => admin_request(&req, &env, Op::Status).await?,
-        ("/admin/provisioning/reconcile", Method::Post) => reconcile_request(&req, &env).await?,
-        ("/admin/templates/sync" | "/admin/provisioning/reconcile", _) => {
-            answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
-        }
-        ("/admin/templates/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
-        _ => answer::plain_error(404, "Not found", "NOT_FOUND"),
     };
     let challenge = if path.starts_with("/admin/") {
         Some(r#"Bearer realm="admin""#)
@@ -130,6 +127,27 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         _ => "POST",
     };
     respond(answer, challenge, allow)
+}
+
+async fn route(req: &mut Request, env: &Env, path: &str, started_ms: u64) -> worker::Result<Answer> {
+    Ok(match (path, req.method()) {
+        ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
+        ("/okta/telephony", Method::Post) => telephony_hook(req, env, started_ms).await?,
+        ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
+        ("/okta/events", Method::Get) => {
+            events::verification(req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref())
+        }
+        ("/okta/events", Method::Post) => event_hook(req, env).await?,
+        ("/okta/events", _) => answer::plain_error(405, "Only GET and POST are allowed here", "METHOD_NOT_ALLOWED"),
+        ("/admin/templates/sync", Method::Post) => admin_request(req, env, Op::Sync).await?,
+        ("/admin/templates/status", Method::Get) => admin_request(req, env, Op::Status).await?,
+        ("/admin/provisioning/reconcile", Method::Post) => reconcile_request(req, env).await?,
+        ("/admin/templates/sync" | "/admin/provisioning/reconcile", _) => {
+            answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
+        }
+        ("/admin/templates/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
+        _ => answer::plain_error(404, "Not found", "NOT_FOUND"),
+    })
 }
 
 /// The sync's edge services: DynamoDB pages may be larger than what the hook accepts.
@@ -225,7 +243,7 @@ fn emit(handled: &Handled) {
     }
 }
 
-async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms: u64) -> worker::Result<Answer> {
+async fn telephony_hook(req: &mut Request, env: &Env, started_ms: u64) -> worker::Result<Answer> {
     let iso = match isolate(env) {
         Ok(i) => i,
         Err(e) => {
@@ -234,24 +252,14 @@ async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms:
         }
     };
     let templates_kv = WorkerKv(env.kv("TEMPLATES")?);
-    let state_kv = WorkerKv(env.kv("HOOK_STATE")?);
+    let ledger = WorkerDurable(env.durable_object("OTP_LEDGER").map_err(|e| format!("no OTP_LEDGER binding: {e}")));
     let edge =
-        Edge { http: &FetchHttp, templates_kv: &templates_kv, state_kv: &state_kv, clock: &JsClock, rs256: &WebCrypto };
+        Edge { http: &FetchHttp, templates_kv: &templates_kv, ledger: &ledger, clock: &JsClock, rs256: &WebCrypto };
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
-    let content_length = header("content-length").and_then(|v| v.parse::<usize>().ok());
-    let read_body = || async move {
-        if content_length.is_some_and(|n| n > telephony::request::MAX_BODY_BYTES) {
-            return Err(BodyError::TooLarge);
-        }
-        match req.bytes().await {
-            Ok(b) if b.len() > telephony::request::MAX_BODY_BYTES => Err(BodyError::TooLarge),
-            Ok(b) => Ok(b),
-            Err(_) => Err(BodyError::Unreadable),
-        }
-    };
-    // Safety net: the core keeps to the deadline itself; should anything still hang (a KV read),
-    // answer Okta before its own 3 s timeout rather than let it fall back to a second sender.
+    let read_body = || async move { body_or_error(request_body(req, telephony::request::MAX_BODY_BYTES).await) };
+    // Safety net: the core keeps to the deadline itself; should anything still hang, answer Okta
+    // before its own 3 s timeout rather than let it fall back to a second sender.
     let guard_ms = (started_ms + iso.config.deadline_ms + 150).saturating_sub(Date::now().as_millis());
     let handling = Box::pin(telephony::handle(&iso, &edge, header, read_body, started_ms));
     let guard = worker::Delay::from(std::time::Duration::from_millis(guard_ms));
@@ -262,29 +270,21 @@ async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms:
                 "{}",
                 serde_json::json!({"msg": "alert", "level": "alert", "alert": "telephony request overran its deadline"})
             );
-            return Ok(answer::delivery_failed(
-                crate::aws::messaging::SendFailure::ProviderUnavailable.user_message(),
-                "TIMEOUT",
-            ));
+            return Ok(telephony::overrun_answer());
         }
     };
     console_log!("{}", outcome.log);
     for alert in &outcome.alerts {
         console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
     }
-    if let Some(p) = outcome.persist {
-        let kv = state_kv.0.clone();
-        ctx.wait_until(async move {
-            let stored = match kv.put(&p.key, p.value) {
-                Ok(b) => b.expiration_ttl(p.ttl_s.max(60)).execute().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = stored {
-                console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("could not store the replay record: {e}")}));
-            }
-        });
-    }
     Ok(outcome.answer)
+}
+
+fn body_or_error(read: Result<Vec<u8>, ReadError>) -> Result<Vec<u8>, BodyError> {
+    read.map_err(|e| match e {
+        ReadError::TooLarge => BodyError::TooLarge,
+        ReadError::Broken(_) => BodyError::Unreadable,
+    })
 }
 
 /// `POST /okta/events`: settings read on each delivery (apart from the telephony `Config`), the
@@ -301,18 +301,7 @@ async fn event_hook(req: &mut Request, env: &Env) -> worker::Result<Answer> {
     let queue = WorkerQueue(env.queue("PROVISIONING").map_err(|e| format!("no PROVISIONING binding: {e}")));
     let seen = EVENTS_SEEN.with(Rc::clone);
     let presented = req.headers().get(&cfg.auth_header).ok().flatten();
-    let content_length = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    let read_body = || async move {
-        let max = events::delivery::MAX_BODY_BYTES;
-        if content_length.is_some_and(|n| n > max) {
-            return Err(BodyError::TooLarge);
-        }
-        match req.bytes().await {
-            Ok(b) if b.len() > max => Err(BodyError::TooLarge),
-            Ok(b) => Ok(b),
-            Err(_) => Err(BodyError::Unreadable),
-        }
-    };
+    let read_body = || async move { body_or_error(request_body(req, events::delivery::MAX_BODY_BYTES).await) };
     let handled = events::handle(&cfg, &seen, &state_kv, &queue, presented.as_deref(), read_body).await;
     console_log!("{}", handled.log);
     Ok(handled.answer)

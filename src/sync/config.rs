@@ -62,7 +62,7 @@ impl SyncConfig {
             return Err(bad("AWS_REGION", "not a region name like us-east-1"));
         }
         let endpoint = match get("AWS_DYNAMODB_ENDPOINT") {
-            Some(e) => endpoint_setting("AWS_DYNAMODB_ENDPOINT", &e)?,
+            Some(e) => crate::config::aws_endpoint("AWS_DYNAMODB_ENDPOINT", &e)?,
             None => dynamodb::default_endpoint(&region),
         };
         let aws = aws_credentials(&get, " for the template sync")?;
@@ -113,22 +113,6 @@ fn is_table_arn(arn: &str) -> bool {
         && parts[2] == "dynamodb"
         && parts[5].strip_prefix("table/").is_some_and(is_table_name)
         && arn.len() <= 1024
-}
-
-fn endpoint_setting(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
-    let url = raw.trim_end_matches('/');
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(bad(setting, "must be an http(s) URL"));
-    }
-    let authority = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    if authority.is_empty()
-        || authority.contains(['/', '?', '#', '@'])
-        || url.contains(char::is_whitespace)
-        || url.len() > 1024
-    {
-        return Err(bad(setting, "must be scheme and host only, like https://dynamodb.eu-west-1.amazonaws.com"));
-    }
-    Ok(url.to_string())
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub enum Failure {
     Refused(SendFailure, String),
     /// No answer before the deadline: the message may or may not have been accepted.
     Timeout,
+    /// AWS answered, but not so that we can tell whether it accepted the message (a 2xx without
+    /// a `MessageId`, a response too large to read). Never resent.
+    Unconfirmed(String),
     /// No origination identity for a voice call to this country.
     NoOriginationIdentity,
     /// The request could not be signed (bad credentials settings).
@@ -105,11 +108,13 @@ pub async fn send<H: Http, C: Clock>(
         let retry_after_this = match http.send(req, budget).await {
             Ok(resp) => match messaging::parse_message_id(&resp) {
                 Ok(message_id) => return Ok(Delivered { message_id, attempts }),
+                // A 2xx without a MessageId was accepted as far as we know: never resend.
+                Err(err) if (200..300).contains(&resp.status) => {
+                    return Err(NotDelivered { failure: Failure::Unconfirmed(err.to_string()), attempts })
+                }
                 Err(err) => {
                     let failure = Failure::Refused(messaging::classify(&err), err.to_string());
-                    // A 2xx without a MessageId was accepted as far as we know: never resend.
-                    let accepted = (200..300).contains(&resp.status);
-                    if accepted || err.retry_class() == RetryClass::Permanent {
+                    if err.retry_class() == RetryClass::Permanent {
                         return Err(NotDelivered { failure, attempts });
                     }
                     failure
@@ -118,10 +123,7 @@ pub async fn send<H: Http, C: Clock>(
             Err(FetchError::Timeout) => return Err(NotDelivered { failure: Failure::Timeout, attempts }),
             Err(FetchError::Network(e)) => Failure::Refused(SendFailure::ProviderUnavailable, format!("network: {e}")),
             Err(FetchError::BodyTooLarge) => {
-                return Err(NotDelivered {
-                    failure: Failure::Refused(SendFailure::ProviderUnavailable, "oversized response".into()),
-                    attempts,
-                })
+                return Err(NotDelivered { failure: Failure::Unconfirmed("oversized response".into()), attempts })
             }
         };
         if attempts >= MAX_ATTEMPTS {

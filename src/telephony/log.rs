@@ -36,6 +36,11 @@ pub struct LogLine {
     pub preview: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replay: bool,
+    /// What the exactly-once claim found (`claimed`, `replayed`, `in_flight`, `unknown`, `unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     pub attempts: u32,
@@ -63,6 +68,8 @@ impl LogLine {
             template_locale: None,
             preview: false,
             replay: false,
+            ledger: None,
+            ledger_ms: None,
             message_id: None,
             attempts: 0,
             detail: None,

@@ -1,96 +1,68 @@
 //! The telephony inline hook, top to bottom in [`handle`]:
-//! authenticate → parse → (replay?) → resolve template → render → send → answer.
+//! authenticate → parse → claim (exactly once) → resolve template → render → send → settle → answer.
 //!
 //! Each step is a function taking typed input and returning typed output. Whatever happens after
-//! authentication and parsing, Okta gets HTTP 200 (Okta skips the hook on anything else and never
-//! retries it), within the deadline, and the same answer again for a replayed request.
+//! authentication and parsing, Okta gets HTTP 200 within the deadline, in the shape
+//! [`answer`] chooses for the outcome, and the same answer again for a copy of the request.
 //!
-//! Deliberately absent: HTTP plumbing (the shell), KV writes on the hot path (the answer record
-//! is handed back as [`Outcome::persist`] for the shell to write after answering).
+//! Deliberately absent: HTTP plumbing (the shell), and any I/O shared between requests.
 
 pub mod answer;
 pub mod delivery;
 pub mod log;
+pub mod replay;
 pub mod request;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
-
-use sha2::{Digest, Sha256};
 
 use self::answer::Answer;
 use self::delivery::{Failure, Message};
 use self::log::LogLine;
+use self::replay::{Claim, Ticket};
 use self::request::{BadRequest, OtpRequest};
 use crate::auth::jwks::JwksCache;
 use crate::auth::jwt::{self, TokenCache, Verifier};
 use crate::auth::rs256::Rs256;
 use crate::auth::{secret, AuthError};
 use crate::aws::messaging::{clamp_ttl, SendFailure};
-use crate::config::{Config, HookAuth, PreviewPolicy};
-use crate::edge::{Clock, Http, Kv};
+use crate::config::{Config, FailurePolicy, HookAuth, PreviewPolicy};
+use crate::edge::{Clock, Durable, Http, Kv};
 use crate::locale::Locale;
 use crate::template::store::{Origin, TemplateCache};
 use crate::template::{render::render, Channel, Template};
 
-/// How long a replay is answered from the record: the OTP's remaining life plus this margin,
-/// never less than [`REPLAY_MIN_S`].
-const REPLAY_MARGIN_S: u64 = 300;
-const REPLAY_MIN_S: u64 = 600;
-const REPLAY_MAX_S: u64 = 86_400;
-const ISOLATE_ANSWERS_MAX: usize = 1024;
 const DEFAULT_TTL_S: i64 = 300;
+/// Time kept back from the send for settling the answer in the ledger.
+const SETTLE_RESERVE_MS: u64 = 100;
 
-/// State kept by the isolate between requests.
+/// State kept by the isolate between requests: data only, never a pending I/O.
 pub struct Isolate<K> {
     pub config: Rc<Config>,
     pub jwks: Option<JwksCache<K>>,
     pub tokens: TokenCache,
     pub templates: TemplateCache,
-    answers: RefCell<HashMap<String, Recorded>>,
 }
 
-#[derive(Clone)]
-enum Recorded {
-    InFlight { since_ms: u64 },
-    Done { answer: Answer, expires_ms: u64 },
-}
-
-impl<K: Clone + 'static> Isolate<K> {
+impl<K: Clone> Isolate<K> {
     pub fn new(config: Config) -> Self {
         let jwks = match &config.auth {
-            HookAuth::OAuth(o) => Some(JwksCache::new(o.jwks_url.clone(), o.refetch_cooldown_s)),
+            HookAuth::OAuth(o) => Some(JwksCache::new(o.jwks_url.clone(), o.refetch_cooldown_s, o.max_stale_s)),
             HookAuth::Header { .. } => None,
         };
-        Isolate {
-            config: Rc::new(config),
-            jwks,
-            tokens: TokenCache::default(),
-            templates: TemplateCache::new(),
-            answers: RefCell::new(HashMap::new()),
-        }
+        Isolate { config: Rc::new(config), jwks, tokens: TokenCache::default(), templates: TemplateCache::new() }
     }
 }
 
 /// The edge services one request uses.
-pub struct Edge<'a, H, T, S, C, V> {
+pub struct Edge<'a, H, T, L, C, V> {
     pub http: &'a H,
     /// The `TEMPLATES` namespace.
     pub templates_kv: &'a T,
-    /// The `HOOK_STATE` namespace (answer records for replays).
-    pub state_kv: &'a S,
+    /// The per-number ledger objects (`OTP_LEDGER`).
+    pub ledger: &'a L,
     pub clock: &'a C,
     pub rs256: &'a V,
-}
-
-/// A record the shell writes after answering.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Persist {
-    pub key: String,
-    pub value: String,
-    pub ttl_s: u64,
 }
 
 /// What the shell does with one request.
@@ -101,7 +73,6 @@ pub struct Outcome {
     pub log: String,
     /// Lines operators must see (logged at error level).
     pub alerts: Vec<String>,
-    pub persist: Option<Persist>,
 }
 
 /// Why the body could not be read.
@@ -110,21 +81,27 @@ pub enum BodyError {
     Unreadable,
 }
 
+/// What Okta gets when the request overran its deadline (the shell's safety net): the send may
+/// have been accepted, so `PENDING`, never an error object that would bring a second code.
+pub fn overrun_answer() -> Answer {
+    answer::pending(&reason_metadata("TIMEOUT"))
+}
+
 /// Handles one `POST /okta/telephony`. `header` looks up a request header; `read_body` is
 /// called only after authentication succeeded. `started_ms` is when the request arrived.
-pub async fn handle<H, T, S, C, V, B>(
+pub async fn handle<H, T, L, C, V, B>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, S, C, V>,
+    edge: &Edge<'_, H, T, L, C, V>,
     header: impl Fn(&str) -> Option<String>,
     read_body: impl FnOnce() -> B,
     started_ms: u64,
 ) -> Outcome
 where
-    H: Http + Clone + 'static,
+    H: Http,
     T: Kv,
-    S: Kv,
+    L: Durable,
     C: Clock,
-    V: Rs256 + Clone + 'static,
+    V: Rs256,
     B: Future<Output = Result<Vec<u8>, BodyError>>,
 {
     let cfg = iso.config.clone();
@@ -137,13 +114,8 @@ where
             HookAuth::OAuth(_) => "Authorization",
             HookAuth::Header { header, .. } => header.as_str(),
         };
-        return finish(
-            edge,
-            log,
-            answer::unauthorized(e.status(), &e.to_string(), e.reason(), auth_header),
-            vec![],
-            None,
-        );
+        let missing = e == AuthError::MissingCredentials;
+        return finish(edge, log, answer::auth_refused(e.status(), missing, auth_header), vec![]);
     }
 
     let parsed = match read_body().await {
@@ -165,41 +137,74 @@ where
         Ok(r) => r,
         Err((status, e)) => {
             log.outcome = format!("INVALID:{}", e.reason);
-            return finish(edge, log, answer::bad_request(status, &e.detail, e.reason, e.location), vec![], None);
+            return finish(edge, log, answer::bad_request(status, &e.detail, e.reason, e.location), vec![]);
         }
     };
     log.describe(&req);
 
-    let key = replay_key(&req);
-    let now = edge.clock.now_ms();
-    if let Some(previous) = recall(iso, edge, &key, now, deadline_ms).await {
-        log.replay = true;
-        log.outcome = "REPLAY".into();
-        return finish(edge, log, previous, vec![], None);
-    }
-    iso.answers.borrow_mut().insert(key.clone(), Recorded::InFlight { since_ms: now });
-
     let mut alerts = Vec::new();
-    let answer = deliver(iso, edge, &req, deadline_ms, &mut log, &mut alerts).await;
+    let ticket = Ticket::new(&req, edge.clock.now_ms());
+    let answer_by_ms = deadline_ms.saturating_sub(delivery::ANSWER_MARGIN_MS);
+    let ledger_started = edge.clock.now_ms();
+    let claim = replay::claim(edge.ledger, edge.clock, &ticket, deadline_ms, answer_by_ms).await;
+    log.ledger = Some(claim.label());
+    log.ledger_ms = Some(edge.clock.now_ms().saturating_sub(ledger_started));
+    match claim {
+        Claim::Owned => {}
+        Claim::Answered(previous) => {
+            log.replay = true;
+            log.outcome = "REPLAY".into();
+            return finish(edge, log, previous, vec![]);
+        }
+        Claim::InFlight => return unconfirmed(edge, log, &req, "DUPLICATE_IN_PROGRESS"),
+        Claim::Unknown => return unconfirmed(edge, log, &req, "OUTCOME_UNKNOWN"),
+        Claim::Unavailable(e) => {
+            alerts.push(format!("the OTP ledger did not answer for eventId {} ({e})", req.event_id));
+            if cfg.guard_failure == FailurePolicy::Closed {
+                log.outcome = "FAILED:LEDGER_UNAVAILABLE".into();
+                let refused =
+                    answer::delivery_failed(SendFailure::ProviderUnavailable.user_message(), "LEDGER_UNAVAILABLE");
+                return finish(edge, log, refused, alerts);
+            }
+        }
+    }
 
-    let now = edge.clock.now_ms();
-    let lifetime_s = req.otp_expires_ms.map_or(0, |e| e.saturating_sub(now) / 1000);
-    let ttl_s = (lifetime_s + REPLAY_MARGIN_S).clamp(REPLAY_MIN_S, REPLAY_MAX_S);
-    remember(iso, &key, &answer, now, ttl_s);
-    let persist = Persist { key, value: serde_json::to_string(&answer).unwrap_or_default(), ttl_s };
-    finish(edge, log, answer, alerts, Some(persist))
+    let answer = deliver(iso, edge, &req, deadline_ms - SETTLE_RESERVE_MS, &mut log, &mut alerts).await;
+
+    if claim_is_owned(&log) {
+        if let Err(e) = replay::settle(edge.ledger, edge.clock, &ticket, &answer, deadline_ms).await {
+            alerts.push(format!("could not record the answer for eventId {} in the OTP ledger ({e})", req.event_id));
+        }
+    }
+    finish(edge, log, answer, alerts)
 }
 
-async fn authenticate<H, T, S, C, V>(
+fn claim_is_owned(log: &LogLine) -> bool {
+    log.ledger == Some(Claim::Owned.label())
+}
+
+/// `PENDING` for a request whose copy may have been sent: nothing is sent now.
+fn unconfirmed<H, T, L, C: Clock, V>(
+    edge: &Edge<'_, H, T, L, C, V>,
+    mut log: LogLine,
+    req: &OtpRequest,
+    reason: &str,
+) -> Outcome {
+    log.outcome = format!("PENDING:{reason}");
+    let meta = metadata(req.channel, 0, req.phone.country().unwrap_or(""), Some(reason));
+    finish(edge, log, answer::pending(&meta), vec![])
+}
+
+async fn authenticate<H, T, L, C, V>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, S, C, V>,
+    edge: &Edge<'_, H, T, L, C, V>,
     header: &impl Fn(&str) -> Option<String>,
     deadline_ms: u64,
 ) -> Result<(), AuthError>
 where
-    H: Http + Clone + 'static,
+    H: Http,
     C: Clock,
-    V: Rs256 + Clone + 'static,
+    V: Rs256,
 {
     match &iso.config.auth {
         HookAuth::Header { header: name, secret: expected } => secret::check(header(name).as_deref(), expected),
@@ -207,7 +212,14 @@ where
             let value = header("authorization");
             let token = jwt::bearer(value.as_deref())?;
             let jwks = iso.jwks.as_ref().expect("an OAuth isolate always has a JWKS cache");
-            let verifier = Verifier { config: oauth, jwks, tokens: &iso.tokens, http: edge.http, rs256: edge.rs256 };
+            let verifier = Verifier {
+                config: oauth,
+                jwks,
+                tokens: &iso.tokens,
+                http: edge.http,
+                rs256: edge.rs256,
+                clock: edge.clock,
+            };
             let now = edge.clock.now_ms();
             // Keys must arrive in time to still send: at most a third of what is left.
             let jwks_timeout = (deadline_ms.saturating_sub(now) / 3).clamp(100, 1000);
@@ -216,73 +228,17 @@ where
     }
 }
 
-/// The replay record's key: the event and what it asks for. The same eventId with different
-/// content is a different request (and is sent).
-fn replay_key(req: &OtpRequest) -> String {
-    let mut h = Sha256::new();
-    for part in [req.event_id.as_str(), req.phone.as_str(), req.channel.as_str(), req.otp_code.as_str()] {
-        h.update((part.len() as u32).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    let d = h.finalize();
-    let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("telephony/answer/{hex}")
-}
-
-/// A stored answer for this request, if one exists (waiting for an identical request that is
-/// still in flight in this isolate, up to the deadline).
-async fn recall<H, T, S: Kv, C: Clock, V>(
-    iso: &Isolate<impl Clone + 'static>,
-    edge: &Edge<'_, H, T, S, C, V>,
-    key: &str,
-    now: u64,
-    deadline_ms: u64,
-) -> Option<Answer> {
-    loop {
-        let current = iso.answers.borrow().get(key).cloned();
-        match current {
-            Some(Recorded::Done { answer, expires_ms }) if expires_ms > edge.clock.now_ms() => return Some(answer),
-            Some(Recorded::InFlight { since_ms }) if since_ms + iso.config.deadline_ms + 1000 > edge.clock.now_ms() => {
-                if edge.clock.now_ms() + 50 + delivery::ANSWER_MARGIN_MS >= deadline_ms {
-                    // The first copy is still sending: never send twice.
-                    return Some(answer::delivery_failed(
-                        SendFailure::ProviderUnavailable.user_message(),
-                        "DUPLICATE_IN_PROGRESS",
-                    ));
-                }
-                edge.clock.sleep(50).await;
-            }
-            _ => break,
-        }
-    }
-    let stored = edge.state_kv.get(key, None).await.ok().flatten()?;
-    let answer: Answer = serde_json::from_str(&stored).ok()?;
-    remember(iso, key, &answer, now, REPLAY_MIN_S);
-    Some(answer)
-}
-
-fn remember(iso: &Isolate<impl Clone + 'static>, key: &str, answer: &Answer, now: u64, ttl_s: u64) {
-    let mut answers = iso.answers.borrow_mut();
-    if answers.len() >= ISOLATE_ANSWERS_MAX {
-        answers.retain(|_, r| matches!(r, Recorded::Done { expires_ms, .. } if *expires_ms > now));
-        if answers.len() >= ISOLATE_ANSWERS_MAX {
-            answers.clear();
-        }
-    }
-    answers.insert(key.to_string(), Recorded::Done { answer: answer.clone(), expires_ms: now + ttl_s * 1000 });
-}
-
 /// Resolve → render → send → answer, for an authenticated, well-formed request.
-async fn deliver<H, T, S, C, V>(
+async fn deliver<H, T, L, C, V>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, S, C, V>,
+    edge: &Edge<'_, H, T, L, C, V>,
     req: &OtpRequest,
     deadline_ms: u64,
     log: &mut LogLine,
     alerts: &mut Vec<String>,
 ) -> Answer
 where
-    H: Http + Clone + 'static,
+    H: Http,
     T: Kv,
     C: Clock,
     V: Rs256,
@@ -290,7 +246,7 @@ where
     let cfg = &iso.config;
     if req.preview && cfg.preview == PreviewPolicy::Simulate {
         log.outcome = "SIMULATED".into();
-        return answer::successful(&format!("preview-{}", req.event_id), &metadata(req.channel, 0, "preview"));
+        return answer::successful(&format!("preview-{}", req.event_id), &metadata(req.channel, 0, "preview", None));
     }
 
     let now = edge.clock.now_ms();
@@ -322,16 +278,17 @@ where
     };
     let sent = delivery::send(&cfg.messaging, &cfg.aws, &message, edge.http, edge.clock, deadline_ms).await;
     let latency = edge.clock.now_ms().saturating_sub(log.started_ms);
+    let country = req.phone.country().unwrap_or("");
     match sent {
         Ok(d) => {
             log.attempts = d.attempts;
             log.outcome = "SUCCESSFUL".into();
             log.message_id = Some(d.message_id.clone());
-            answer::successful(&d.message_id, &metadata(req.channel, latency, req.phone.country().unwrap_or("")))
+            answer::successful(&d.message_id, &metadata(req.channel, latency, country, None))
         }
         Err(nd) => {
             log.attempts = nd.attempts;
-            let (summary, reason) = match &nd.failure {
+            let (reason, shape) = match &nd.failure {
                 Failure::Refused(kind, detail) => {
                     log.detail = Some(detail.clone());
                     if matches!(
@@ -340,25 +297,50 @@ where
                     ) {
                         alerts.push(format!("AWS refused eventId {} as {}: {detail}", req.event_id, kind.reason()));
                     }
-                    (kind.user_message(), kind.reason())
+                    let shape = if kind.is_destination_refusal() { Shape::Failed } else { Shape::Error(*kind) };
+                    (kind.reason(), shape)
                 }
-                Failure::Timeout => (SendFailure::ProviderUnavailable.user_message(), "TIMEOUT"),
+                Failure::Timeout => ("TIMEOUT", Shape::Pending),
+                Failure::Unconfirmed(detail) => {
+                    log.detail = Some(detail.clone());
+                    ("OUTCOME_UNKNOWN", Shape::Pending)
+                }
                 Failure::NoOriginationIdentity => {
                     alerts.push(format!(
                         "no origination identity for {:?} (ORIGINATION_IDENTITIES has no default)",
                         req.phone.country()
                     ));
-                    (SendFailure::ConfigurationError.user_message(), "CONFIGURATION_ERROR")
+                    ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
                 }
                 Failure::Signing(e) => {
                     alerts.push(format!("could not sign the AWS request: {e}"));
-                    (SendFailure::ConfigurationError.user_message(), "CONFIGURATION_ERROR")
+                    ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
                 }
             };
-            log.outcome = format!("FAILED:{reason}");
-            answer::delivery_failed(summary, reason)
+            let meta = || metadata(req.channel, latency, country, Some(reason));
+            match shape {
+                Shape::Pending => {
+                    log.outcome = format!("PENDING:{reason}");
+                    answer::pending(&meta())
+                }
+                Shape::Failed => {
+                    log.outcome = format!("FAILED:{reason}");
+                    answer::failed(&meta())
+                }
+                Shape::Error(kind) => {
+                    log.outcome = format!("FAILED:{reason}");
+                    answer::delivery_failed(kind.user_message(), reason)
+                }
+            }
         }
     }
+}
+
+/// Which of Okta's shapes an unsuccessful send gets (see [`answer`]).
+enum Shape {
+    Pending,
+    Failed,
+    Error(SendFailure),
 }
 
 /// The template for the request's channel along the locale chain. For SMS with no published
@@ -385,20 +367,28 @@ fn resolve(
     }
 }
 
-fn metadata(channel: Channel, latency_ms: u64, country: &str) -> String {
-    serde_json::json!({"channel": channel.as_str(), "country": country, "latencyMs": latency_ms}).to_string()
+/// `transactionMetadata`: what Okta's System Log shows of the outcome (never the number or code).
+fn metadata(channel: Channel, latency_ms: u64, country: &str, reason: Option<&str>) -> String {
+    let mut m = serde_json::json!({"channel": channel.as_str(), "country": country, "latencyMs": latency_ms});
+    if let Some(r) = reason {
+        m["reason"] = r.into();
+    }
+    m.to_string()
 }
 
-fn finish<H, T, S, C: Clock, V>(
-    edge: &Edge<'_, H, T, S, C, V>,
+fn reason_metadata(reason: &str) -> String {
+    serde_json::json!({ "reason": reason }).to_string()
+}
+
+fn finish<H, T, L, C: Clock, V>(
+    edge: &Edge<'_, H, T, L, C, V>,
     mut log: LogLine,
     answer: Answer,
     alerts: Vec<String>,
-    persist: Option<Persist>,
 ) -> Outcome {
     log.status = answer.status;
     log.latency_ms = edge.clock.now_ms().saturating_sub(log.started_ms);
-    Outcome { answer, log: log.to_json(), alerts, persist }
+    Outcome { answer, log: log.to_json(), alerts }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::*;
 use crate::auth::rs256::PureRust;
 use crate::template::store::{set_key, Pointer, CURRENT_KEY};
 use crate::testing::issuer::{self, claims, mint};
-use crate::testing::{block_on, json_response, FakeClock, MemKv, ScriptedHttp};
+use crate::testing::{block_on, json_response, FakeClock, MemDurable, MemKv, ScriptedHttp};
 
 const NOW_MS: u64 = 1_800_000_000_000;
 const RESET: &str = include_str!("../../tests/fixtures/okta/telephony-sms-password-reset.json");
@@ -21,8 +21,8 @@ struct World {
     iso: Isolate<<PureRust as Rs256>::Key>,
     http: Rc<ScriptedHttp>,
     templates: MemKv,
-    state: MemKv,
-    clock: FakeClock,
+    ledger: Rc<MemDurable>,
+    clock: Rc<FakeClock>,
     _jwks: issuer::Jwks,
 }
 
@@ -55,27 +55,29 @@ fn world(extra: &[(&str, &str)]) -> World {
     templates.insert(&set_key(set.version()), &set.to_json());
     templates.insert(CURRENT_KEY, &serde_json::to_string(&Pointer::for_set(&set, 0)).unwrap());
     let config = Config::from_source(&settings(extra)).unwrap();
+    let clock = Rc::new(FakeClock::at(NOW_MS));
     World {
         iso: Isolate::new(config),
         http,
         templates,
-        state: MemKv::default(),
-        clock: FakeClock::at(NOW_MS),
+        ledger: Rc::new(MemDurable::new(clock.clone())),
+        clock,
         _jwks: jwks,
     }
 }
 
 impl World {
     fn call(&self, headers: &[(&str, String)], body: Vec<u8>) -> Outcome {
-        let edge = Edge {
-            http: &self.http,
-            templates_kv: &self.templates,
-            state_kv: &self.state,
-            clock: &self.clock,
-            rs256: &PureRust,
-        };
+        block_on(self.handle(headers, body))
+    }
+    async fn handle(&self, headers: &[(&str, String)], body: Vec<u8>) -> Outcome {
+        self.handle_with(&self.http, headers, body).await
+    }
+    async fn handle_with(&self, http: &impl Http, headers: &[(&str, String)], body: Vec<u8>) -> Outcome {
+        let edge =
+            Edge { http, templates_kv: &self.templates, ledger: &*self.ledger, clock: &self.clock, rs256: &PureRust };
         let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-        block_on(handle(&self.iso, &edge, header, || async { Ok(body) }, self.clock.now_ms()))
+        handle(&self.iso, &edge, header, || async { Ok(body) }, self.clock.now_ms()).await
     }
     fn bearer(&self) -> Vec<(&'static str, String)> {
         vec![("Authorization", format!("Bearer {}", mint("a", &claims((NOW_MS / 1000) as i64))))]
@@ -183,16 +185,14 @@ fn malformed_body_is_400_and_oversized_is_413() {
 fn replay_returns_the_stored_answer_without_sending() {
     let w = world(&[]);
     let first = w.call(&w.bearer(), RESET.as_bytes().to_vec());
-    let p = first.persist.clone().unwrap();
-    assert!(p.ttl_s >= REPLAY_MIN_S);
+    assert!(first.log.contains(r#""ledger":"claimed""#), "{}", first.log);
     let second = w.call(&w.bearer(), RESET.as_bytes().to_vec());
     assert_eq!(first.answer, second.answer);
+    assert!(second.log.contains(r#""ledger":"replayed""#), "{}", second.log);
     assert_eq!(w.sends().len(), 1);
-    assert!(second.persist.is_none());
-    // Another isolate (empty memory) finds the record in KV.
-    w.state.insert(&p.key, &p.value);
+    // Another isolate (its own memory) reaches the same ledger object.
     let other = World { iso: Isolate::new(Config::from_source(&settings(&[])).unwrap()), ..world(&[]) };
-    other.state.insert(&p.key, &p.value);
+    let other = World { ledger: w.ledger.clone(), clock: w.clock.clone(), ..other };
     let third = other.call(&other.bearer(), RESET.as_bytes().to_vec());
     assert_eq!(third.answer, first.answer);
     assert!(other.sends().is_empty());
@@ -200,6 +200,24 @@ fn replay_returns_the_stored_answer_without_sending() {
     let changed = w.call(&w.bearer(), body(RESET, |v| v["data"]["messageProfile"]["otpCode"] = "111222".into()));
     assert_eq!(changed.answer.status, 200);
     assert_eq!(w.sends().len(), 2);
+}
+
+#[test]
+fn concurrent_copies_send_once_and_answer_alike() {
+    let w = world(&[]);
+    let _ = w.call(&w.bearer(), body(RESET, |v| v["eventId"] = "warm".into()));
+    let slow = crate::testing::Yielding(w.http.clone());
+    let (h1, h2, h3) = (w.bearer(), w.bearer(), w.bearer());
+    let copies = futures_util::future::join3(
+        w.handle_with(&slow, &h1, RESET.as_bytes().to_vec()),
+        w.handle_with(&slow, &h2, RESET.as_bytes().to_vec()),
+        w.handle_with(&slow, &h3, RESET.as_bytes().to_vec()),
+    );
+    let (a, b, c) = block_on(copies);
+    assert_eq!(w.sends().len(), 2, "the warm-up and one send for three copies");
+    assert_eq!(a.answer, b.answer);
+    assert_eq!(a.answer, c.answer);
+    assert_eq!(json_of(&a)["commands"][0]["value"][0]["status"], "SUCCESSFUL");
 }
 
 #[test]
@@ -211,11 +229,73 @@ fn failure_answers_are_replayed_too() {
     w.http.push(Ok(json_response(400, r#"{"__type":"ConflictException","Reason":"DESTINATION_PHONE_NUMBER_OPTED_OUT","Message":"opted out +14155550123"}"#)));
     let first = w.call(&w.bearer(), RESET.as_bytes().to_vec());
     let v = json_of(&first);
-    assert_eq!(v["error"]["errorCauses"][0]["reason"], "OPTED_OUT");
+    // A refusal for this destination: FAILED, so Okta's providers are not asked to send it.
+    assert_eq!(v["commands"][0]["value"][0]["status"], "FAILED");
+    let meta: Value =
+        serde_json::from_str(v["commands"][0]["value"][0]["transactionMetadata"].as_str().unwrap()).unwrap();
+    assert_eq!(meta["reason"], "OPTED_OUT");
     assert!(!first.answer.body.contains("Conflict") && !first.answer.body.contains("4155550123"));
     let again = w.call(&w.bearer(), RESET.as_bytes().to_vec());
     assert_eq!(first.answer, again.answer);
     assert_eq!(w.sends().len(), n + 1);
+}
+
+#[test]
+fn a_timeout_is_pending_and_its_copy_is_not_resent() {
+    let w = world(&[]);
+    let _ = w.call(&w.bearer(), body(RESET, |v| v["eventId"] = "warm".into()));
+    w.http.push(Err(crate::edge::FetchError::Timeout));
+    let first = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    let v = json_of(&first);
+    assert_eq!(v["commands"][0]["value"][0]["status"], "PENDING", "{v}");
+    assert!(v.get("error").is_none(), "an error object would have Okta send a second code");
+    assert!(first.log.contains("PENDING:TIMEOUT"));
+    let again = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(again.answer, first.answer);
+    assert_eq!(w.sends().len(), 2, "the warm-up and the one that timed out");
+}
+
+#[test]
+fn our_side_failures_keep_the_error_object() {
+    let w = world(&[]);
+    let _ = w.call(&w.bearer(), body(RESET, |v| v["eventId"] = "warm".into()));
+    for _ in 0..3 {
+        w.http.push(Ok(json_response(500, r#"{"__type":"InternalServerException","Message":"boom"}"#)));
+    }
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(json_of(&o)["error"]["errorCauses"][0]["reason"], "PROVIDER_UNAVAILABLE");
+}
+
+#[test]
+fn a_claim_never_settled_is_pending_outcome_unknown() {
+    let w = world(&[]);
+    let req = request::parse(RESET.as_bytes()).unwrap();
+    let ticket = Ticket::new(&req, NOW_MS);
+    let store = w.ledger.objects.borrow_mut().entry(ticket.object.clone()).or_default().clone();
+    let record = crate::ledger::Record {
+        state: crate::ledger::State::Claimed { since_ms: NOW_MS - 60_000 },
+        expires_ms: NOW_MS + 600_000,
+    };
+    crate::ledger::Store::put(&*store, &ticket.key, &record).unwrap();
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert!(o.log.contains("PENDING:OUTCOME_UNKNOWN"), "{}", o.log);
+    assert!(w.sends().is_empty());
+}
+
+#[test]
+fn ledger_unavailable_fails_open_by_default_and_closed_when_configured() {
+    let w = world(&[]);
+    w.ledger.fail.set(true);
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(json_of(&o)["commands"][0]["value"][0]["status"], "SUCCESSFUL");
+    assert!(o.alerts.iter().any(|a| a.contains("OTP ledger")), "{:?}", o.alerts);
+    assert_eq!(w.sends().len(), 1);
+
+    let w = world(&[("OTP_GUARD_FAILURE", "closed")]);
+    w.ledger.fail.set(true);
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(json_of(&o)["error"]["errorCauses"][0]["reason"], "LEDGER_UNAVAILABLE");
+    assert!(w.sends().is_empty());
 }
 
 #[test]
@@ -242,6 +322,5 @@ fn without_published_templates_sms_uses_oktas_text_and_voice_the_builtin() {
     assert_eq!(w.sends()[0]["MessageBody"], "Your verification code is 905127");
     w.call(&w.bearer(), VOICE.as_bytes().to_vec());
     assert_eq!(w.sends()[1]["VoiceId"], "JOANNA");
-    assert_eq!(w.state.writes(), 0, "replay records are persisted by the shell, after answering");
-    assert_eq!(w.state.ttl("none"), None);
+    assert_eq!(w.ledger.calls.get(), 4, "one claim and one settle per request");
 }
