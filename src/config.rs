@@ -138,6 +138,7 @@ pub struct Config {
     pub deadline_ms: u64,
     pub template_cache_s: u64,
     pub guard_failure: FailurePolicy,
+    pub guard: crate::guard::config::GuardConfig,
 }
 
 pub const MAX_LEEWAY_S: u64 = 120;
@@ -209,7 +210,19 @@ impl Config {
             other => return Err(bad("OTP_GUARD_FAILURE", format!("`{other}` is neither `open` nor `closed`"))),
         };
 
-        Ok(Config { auth, messaging, aws, default_locale, preview, deadline_ms, template_cache_s, guard_failure })
+        let guard = crate::guard::config::GuardConfig::from_getter(&get)?;
+
+        Ok(Config {
+            auth,
+            messaging,
+            aws,
+            default_locale,
+            preview,
+            deadline_ms,
+            template_cache_s,
+            guard_failure,
+            guard,
+        })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod config;
 pub mod edge;
 pub mod events;
+pub mod guard;
 pub mod inflight;
 pub mod ledger;
 pub mod locale;

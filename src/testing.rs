@@ -107,18 +107,26 @@ pub struct MemDurable {
     pub objects: RefCell<BTreeMap<String, std::rc::Rc<crate::ledger::MemStore>>>,
     pub calls: Cell<usize>,
     pub fail: Cell<bool>,
+    /// Objects whose name starts with one of these are unavailable.
+    pub fail_objects: RefCell<Vec<&'static str>>,
 }
 
 impl MemDurable {
     pub fn new(clock: std::rc::Rc<FakeClock>) -> Self {
-        MemDurable { clock, objects: RefCell::default(), calls: Cell::new(0), fail: Cell::new(false) }
+        MemDurable {
+            clock,
+            objects: RefCell::default(),
+            calls: Cell::new(0),
+            fail: Cell::new(false),
+            fail_objects: RefCell::default(),
+        }
     }
 }
 
 impl crate::edge::Durable for MemDurable {
     async fn call(&self, object: &str, body: String, _timeout_ms: u64) -> Result<String, crate::edge::DurableError> {
         self.calls.set(self.calls.get() + 1);
-        if self.fail.get() {
+        if self.fail.get() || self.fail_objects.borrow().iter().any(|p| object.starts_with(p)) {
             return Err(crate::edge::DurableError::Unavailable("failing".into()));
         }
         let store = self.objects.borrow_mut().entry(object.to_string()).or_default().clone();

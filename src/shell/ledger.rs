@@ -9,11 +9,15 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlS
 
 use super::bindings::{request_body, JsClock};
 use crate::edge::Clock;
+use crate::guard::window::Counter;
 use crate::ledger::{self, Record, Store, StoreError, Stored};
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS otp_ledger (\
-    key TEXT PRIMARY KEY, state TEXT NOT NULL, since_ms INTEGER NOT NULL, \
-    status INTEGER, body TEXT, expires_ms INTEGER NOT NULL)";
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS otp_ledger (key TEXT PRIMARY KEY, state TEXT NOT NULL, \
+     since_ms INTEGER NOT NULL, status INTEGER, body TEXT, expires_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS otp_counters (name TEXT PRIMARY KEY, start_ms INTEGER NOT NULL, \
+     count INTEGER NOT NULL, prev INTEGER NOT NULL, refused INTEGER NOT NULL)",
+];
 
 #[durable_object]
 pub struct OtpLedger {
@@ -35,7 +39,17 @@ impl DurableObject for OtpLedger {
             Ok(body) => ledger::serve(&store, &JsClock, &String::from_utf8_lossy(&body)).await,
             Err(_) => r#"{"result":"error","reason":"MALFORMED_REQUEST"}"#.to_string(),
         };
-        if let Ok(Some(next)) = store.next_expiry() {
+        // One alarm at a time: records expire at their own time (reads skip expired ones, and
+        // records are capped), counters are swept a day later at the latest.
+        if self.alarm_at.get().is_some() {
+            return Response::ok(reply);
+        }
+        let next = match store.next_expiry() {
+            Ok(Some(t)) => Some(t),
+            _ if store.counters().is_ok_and(|c| !c.is_empty()) => Some(JsClock.now_ms() + 86_400_000),
+            _ => None,
+        };
+        if let Some(next) = next {
             self.arm(next).await?;
         }
         Response::ok(reply)
@@ -56,7 +70,9 @@ impl OtpLedger {
     fn store(&self) -> Result<SqlStore> {
         let sql = self.state.storage().sql();
         if !self.ready.get() {
-            sql.exec(SCHEMA, None)?;
+            for statement in SCHEMA {
+                sql.exec(statement, None)?;
+            }
             self.ready.set(true);
         }
         Ok(SqlStore(sql))
@@ -96,6 +112,28 @@ struct Row {
 struct Number {
     n: Option<f64>,
 }
+
+#[derive(Deserialize)]
+struct CounterRow {
+    name: String,
+    start_ms: f64,
+    count: f64,
+    prev: f64,
+    refused: f64,
+}
+
+impl CounterRow {
+    fn counter(&self) -> Counter {
+        Counter {
+            start_ms: self.start_ms as u64,
+            count: self.count as u64,
+            prev: self.prev as u64,
+            refused: self.refused as u64,
+        }
+    }
+}
+
+const COUNTER_COLUMNS: &str = "name, start_ms, count, prev, refused";
 
 fn failed(e: worker::Error) -> StoreError {
     StoreError(e.to_string())
@@ -163,5 +201,50 @@ impl Store for SqlStore {
 
     fn next_expiry(&self) -> std::result::Result<Option<u64>, StoreError> {
         Ok(self.number("SELECT min(expires_ms) AS n FROM otp_ledger")?.map(|t| t as u64))
+    }
+
+    fn counter(&self, name: &str) -> std::result::Result<Option<Counter>, StoreError> {
+        let rows: Vec<CounterRow> = self
+            .0
+            .exec(&format!("SELECT {COUNTER_COLUMNS} FROM otp_counters WHERE name = ?"), vec![name.into()])
+            .and_then(|c| c.to_array())
+            .map_err(failed)?;
+        Ok(rows.first().map(CounterRow::counter))
+    }
+
+    fn put_counter(&self, name: &str, c: &Counter) -> std::result::Result<(), StoreError> {
+        self.0
+            .exec(
+                "INSERT INTO otp_counters (name, start_ms, count, prev, refused) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT(name) DO UPDATE SET start_ms = excluded.start_ms, count = excluded.count, \
+                 prev = excluded.prev, refused = excluded.refused",
+                vec![
+                    name.into(),
+                    (c.start_ms as i64).into(),
+                    (c.count as i64).into(),
+                    (c.prev as i64).into(),
+                    (c.refused as i64).into(),
+                ],
+            )
+            .map(|_| ())
+            .map_err(failed)
+    }
+
+    fn counters(&self) -> std::result::Result<Vec<(String, Counter)>, StoreError> {
+        let rows: Vec<CounterRow> = self
+            .0
+            .exec(&format!("SELECT {COUNTER_COLUMNS} FROM otp_counters LIMIT 1024"), None)
+            .and_then(|c| c.to_array())
+            .map_err(failed)?;
+        Ok(rows.iter().map(|r| (r.name.clone(), r.counter())).collect())
+    }
+
+    fn drop_counters(&self, before_ms: u64) -> std::result::Result<(), StoreError> {
+        let result = if before_ms == u64::MAX {
+            self.0.exec("DELETE FROM otp_counters", None)
+        } else {
+            self.0.exec("DELETE FROM otp_counters WHERE start_ms < ?", vec![(before_ms as i64).into()])
+        };
+        result.map(|_| ()).map_err(failed)
     }
 }

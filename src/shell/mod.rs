@@ -61,6 +61,11 @@ const SETTINGS: &[&str] = &[
     "DEADLINE_MS",
     "TEMPLATE_CACHE_SECONDS",
     "OTP_GUARD_FAILURE",
+    "OTP_GUARD_MODE",
+    "OTP_ALLOWED_COUNTRIES",
+    "OTP_VOICE_ALLOWED_COUNTRIES",
+    "OTP_RATE_LIMITS",
+    "ENVIRONMENT",
 ];
 
 thread_local! {
@@ -100,10 +105,10 @@ fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigE
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let started_ms = Date::now().as_millis();
     let path = req.path();
-    let answer = match route(&mut req, &env, &path, started_ms).await {
+    let answer = match route(&mut req, &env, &ctx, &path, started_ms).await {
         Ok(answer) => answer,
         // Never the error's text in the body (it can carry binding names, JS exceptions).
         Err(e) => {
@@ -122,17 +127,17 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         None
     };
     let allow = match path.as_str() {
-        "/admin/templates/status" => "GET",
+        "/admin/templates/status" | "/admin/guard/status" => "GET",
         "/okta/events" => "GET, POST",
         _ => "POST",
     };
     respond(answer, challenge, allow)
 }
 
-async fn route(req: &mut Request, env: &Env, path: &str, started_ms: u64) -> worker::Result<Answer> {
+async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_ms: u64) -> worker::Result<Answer> {
     Ok(match (path, req.method()) {
         ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
-        ("/okta/telephony", Method::Post) => telephony_hook(req, env, started_ms).await?,
+        ("/okta/telephony", Method::Post) => telephony_hook(req, env, ctx, started_ms).await?,
         ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
         ("/okta/events", Method::Get) => {
             events::verification(req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref())
@@ -142,6 +147,10 @@ async fn route(req: &mut Request, env: &Env, path: &str, started_ms: u64) -> wor
         ("/admin/templates/sync", Method::Post) => admin_request(req, env, Op::Sync).await?,
         ("/admin/templates/status", Method::Get) => admin_request(req, env, Op::Status).await?,
         ("/admin/provisioning/reconcile", Method::Post) => reconcile_request(req, env).await?,
+        ("/admin/guard/status", Method::Get) => guard_request(req, env, false).await?,
+        ("/admin/guard/release", Method::Post) => guard_request(req, env, true).await?,
+        ("/admin/guard/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
+        ("/admin/guard/release", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
         ("/admin/templates/sync" | "/admin/provisioning/reconcile", _) => {
             answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
         }
@@ -243,7 +252,37 @@ fn emit(handled: &Handled) {
     }
 }
 
-async fn telephony_hook(req: &mut Request, env: &Env, started_ms: u64) -> worker::Result<Answer> {
+/// `GET /admin/guard/status` and `POST /admin/guard/release`: the guard's settings are the hook's.
+async fn guard_request(req: &mut Request, env: &Env, release: bool) -> worker::Result<Answer> {
+    let iso = match isolate(env) {
+        Ok(i) => i,
+        Err(e) => {
+            console_error!("{}", serde_json::json!({"msg": "configuration", "level": "alert", "error": e.to_string()}));
+            return Ok(answer::plain_error(503, "The hook is misconfigured", "CONFIGURATION_ERROR"));
+        }
+    };
+    let admin_secret = sync_config::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
+    let ledger = WorkerDurable(env.durable_object("OTP_LEDGER").map_err(|e| format!("no OTP_LEDGER binding: {e}")));
+    let authorization = req.headers().get("authorization").ok().flatten();
+    let handled = if release {
+        let body = request_body(req, 1024).await.unwrap_or_default();
+        crate::guard::admin::release(
+            authorization.as_deref(),
+            admin_secret,
+            &iso.config.guard,
+            &ledger,
+            &iso.tripped,
+            &body,
+        )
+        .await
+    } else {
+        crate::guard::admin::status(authorization.as_deref(), admin_secret, &ledger, iso.tallies.pending()).await
+    };
+    emit(&handled);
+    Ok(handled.answer)
+}
+
+async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms: u64) -> worker::Result<Answer> {
     let iso = match isolate(env) {
         Ok(i) => i,
         Err(e) => {
@@ -276,6 +315,14 @@ async fn telephony_hook(req: &mut Request, env: &Env, started_ms: u64) -> worker
     console_log!("{}", outcome.log);
     for alert in &outcome.alerts {
         console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
+    }
+    if let Some(deferred) = outcome.deferred {
+        ctx.wait_until(async move {
+            let ledger = WorkerDurable(ledger.0);
+            if let Err(e) = crate::edge::Durable::call(&ledger, deferred.object, deferred.body, 2_000).await {
+                console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("guard tallies not recorded: {e}")}));
+            }
+        });
     }
     Ok(outcome.answer)
 }

@@ -41,6 +41,15 @@ pub struct LogLine {
     pub ledger: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger_ms: Option<u64>,
+    /// The toll-fraud guard's refusal reason, when it refused (or would have, in monitor mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<&'static str>,
+    /// What it refused on: `range`, `country`, `number`, `prefix`, `user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard_key: Option<&'static str>,
+    /// `monitor` when the request was sent despite the guard's decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard_mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     pub attempts: u32,
@@ -70,6 +79,9 @@ impl LogLine {
             replay: false,
             ledger: None,
             ledger_ms: None,
+            guard: None,
+            guard_key: None,
+            guard_mode: None,
             message_id: None,
             attempts: 0,
             detail: None,

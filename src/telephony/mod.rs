@@ -28,6 +28,9 @@ use crate::auth::{secret, AuthError};
 use crate::aws::messaging::{clamp_ttl, SendFailure};
 use crate::config::{Config, FailurePolicy, HookAuth, PreviewPolicy};
 use crate::edge::{Clock, Durable, Http, Kv};
+use crate::guard::config::Mode;
+use crate::guard::{self, Check, KeyKind, Refusal, Tallies, Tripped};
+use crate::ledger::{self as ledger_proto, Reply};
 use crate::locale::Locale;
 use crate::template::store::{Origin, TemplateCache};
 use crate::template::{render::render, Channel, Template};
@@ -42,6 +45,10 @@ pub struct Isolate<K> {
     pub jwks: Option<JwksCache<K>>,
     pub tokens: TokenCache,
     pub templates: TemplateCache,
+    /// Guard keys this isolate saw over their limits (refused here for a few seconds).
+    pub tripped: Tripped,
+    /// Guard tallies not yet sent to the status object.
+    pub tallies: Tallies,
 }
 
 impl<K: Clone> Isolate<K> {
@@ -50,7 +57,14 @@ impl<K: Clone> Isolate<K> {
             HookAuth::OAuth(o) => Some(JwksCache::new(o.jwks_url.clone(), o.refetch_cooldown_s, o.max_stale_s)),
             HookAuth::Header { .. } => None,
         };
-        Isolate { config: Rc::new(config), jwks, tokens: TokenCache::default(), templates: TemplateCache::new() }
+        Isolate {
+            config: Rc::new(config),
+            jwks,
+            tokens: TokenCache::default(),
+            templates: TemplateCache::new(),
+            tripped: Tripped::default(),
+            tallies: Tallies::default(),
+        }
     }
 }
 
@@ -73,6 +87,15 @@ pub struct Outcome {
     pub log: String,
     /// Lines operators must see (logged at error level).
     pub alerts: Vec<String>,
+    /// A Durable Object call to make after answering (`waitUntil`): the guard's tallies.
+    pub deferred: Option<Deferred>,
+}
+
+/// A call for after the answer: `body` to the object `object`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deferred {
+    pub object: &'static str,
+    pub body: String,
 }
 
 /// Why the body could not be read.
@@ -115,7 +138,7 @@ where
             HookAuth::Header { header, .. } => header.as_str(),
         };
         let missing = e == AuthError::MissingCredentials;
-        return finish(edge, log, answer::auth_refused(e.status(), missing, auth_header), vec![]);
+        return finish(iso, edge, log, answer::auth_refused(e.status(), missing, auth_header), vec![]);
     }
 
     let parsed = match read_body().await {
@@ -137,54 +160,193 @@ where
         Ok(r) => r,
         Err((status, e)) => {
             log.outcome = format!("INVALID:{}", e.reason);
-            return finish(edge, log, answer::bad_request(status, &e.detail, e.reason, e.location), vec![]);
+            return finish(iso, edge, log, answer::bad_request(status, &e.detail, e.reason, e.location), vec![]);
         }
     };
     log.describe(&req);
 
     let mut alerts = Vec::new();
+    let guard = &cfg.guard;
+    let guarding = guard.mode != Mode::Off;
+    let enforce = guard.mode == Mode::Enforce;
+    if guarding {
+        if let Some((refusal, _what)) = guard::static_check(guard, &req.phone, req.channel) {
+            let key = if refusal == Refusal::NumberRangeBlocked { "range" } else { "country" };
+            if note_refusal(iso, &mut log, &req, refusal, key, enforce) {
+                return refused(iso, edge, log, &req, refusal, alerts);
+            }
+        }
+    }
+
     let ticket = Ticket::new(&req, edge.clock.now_ms());
     let answer_by_ms = deadline_ms.saturating_sub(delivery::ANSWER_MARGIN_MS);
+    let number_windows =
+        if guarding { guard::windows_for(guard, KeyKind::Number, &req.request_type) } else { Vec::new() };
     let ledger_started = edge.clock.now_ms();
-    let claim = replay::claim(edge.ledger, edge.clock, &ticket, deadline_ms, answer_by_ms).await;
+    let claim =
+        replay::claim(edge.ledger, edge.clock, &ticket, (number_windows, enforce), deadline_ms, answer_by_ms).await;
     log.ledger = Some(claim.label());
     log.ledger_ms = Some(edge.clock.now_ms().saturating_sub(ledger_started));
     match claim {
-        Claim::Owned => {}
+        Claim::Owned(None) => {}
+        Claim::Owned(Some(_)) => {
+            note_refusal(iso, &mut log, &req, Refusal::RateLimited, "number", false);
+        }
+        Claim::Limited(_) => {
+            note_refusal(iso, &mut log, &req, Refusal::RateLimited, "number", true);
+            iso.tallies.add(guard::limited_tally(KeyKind::Number, &req.phone.masked()));
+            return refused(iso, edge, log, &req, Refusal::RateLimited, alerts);
+        }
         Claim::Answered(previous) => {
             log.replay = true;
             log.outcome = "REPLAY".into();
-            return finish(edge, log, previous, vec![]);
+            return finish(iso, edge, log, previous, vec![]);
         }
-        Claim::InFlight => return unconfirmed(edge, log, &req, "DUPLICATE_IN_PROGRESS"),
-        Claim::Unknown => return unconfirmed(edge, log, &req, "OUTCOME_UNKNOWN"),
+        Claim::InFlight => return unconfirmed(iso, edge, log, &req, "DUPLICATE_IN_PROGRESS"),
+        Claim::Unknown => return unconfirmed(iso, edge, log, &req, "OUTCOME_UNKNOWN"),
         Claim::Unavailable(e) => {
             alerts.push(format!("the OTP ledger did not answer for eventId {} ({e})", req.event_id));
             if cfg.guard_failure == FailurePolicy::Closed {
                 log.outcome = "FAILED:LEDGER_UNAVAILABLE".into();
                 let refused =
                     answer::delivery_failed(SendFailure::ProviderUnavailable.user_message(), "LEDGER_UNAVAILABLE");
-                return finish(edge, log, refused, alerts);
+                return finish(iso, edge, log, refused, alerts);
             }
         }
     }
 
-    let answer = deliver(iso, edge, &req, deadline_ms - SETTLE_RESERVE_MS, &mut log, &mut alerts).await;
+    let answer = match guarding {
+        true => velocity(iso, edge, &req, deadline_ms, &mut log, &mut alerts).await,
+        false => None,
+    };
+    let answer = match answer {
+        Some(refusal) => refusal,
+        None => deliver(iso, edge, &req, deadline_ms - SETTLE_RESERVE_MS, &mut log, &mut alerts).await,
+    };
 
     if claim_is_owned(&log) {
         if let Err(e) = replay::settle(edge.ledger, edge.clock, &ticket, &answer, deadline_ms).await {
             alerts.push(format!("could not record the answer for eventId {} in the OTP ledger ({e})", req.event_id));
         }
     }
-    finish(edge, log, answer, alerts)
+    finish(iso, edge, log, answer, alerts)
+}
+
+/// Records a guard decision in the log and the tallies; `true` when the request is to be refused
+/// (enforced), `false` when it only would have been (monitor mode).
+fn note_refusal<K>(
+    iso: &Isolate<K>,
+    log: &mut LogLine,
+    req: &OtpRequest,
+    refusal: Refusal,
+    key: &'static str,
+    enforced: bool,
+) -> bool {
+    log.guard = Some(refusal.reason());
+    log.guard_key = Some(key);
+    iso.tallies.add(guard::refusal_tally(refusal, req.phone.country()));
+    if !enforced {
+        log.guard_mode = Some("monitor");
+    }
+    enforced
+}
+
+/// A guard refusal: `FAILED` with the reason, nothing sent (see [`answer`] for why not the error
+/// object).
+fn refused<K, H, T, L, C: Clock, V>(
+    iso: &Isolate<K>,
+    edge: &Edge<'_, H, T, L, C, V>,
+    mut log: LogLine,
+    req: &OtpRequest,
+    refusal: Refusal,
+    alerts: Vec<String>,
+) -> Outcome {
+    log.outcome = format!("FAILED:{}", refusal.reason());
+    let meta = metadata(req.channel, 0, req.phone.country().unwrap_or(""), Some(refusal.reason()));
+    finish(iso, edge, log, answer::failed(&meta), alerts)
+}
+
+/// The prefix, country and user windows, each in its own object, in parallel. `Some(answer)`
+/// when the request is refused (or cannot be checked under `OTP_GUARD_FAILURE=closed`).
+async fn velocity<H, T, L, C, V>(
+    iso: &Isolate<V::Key>,
+    edge: &Edge<'_, H, T, L, C, V>,
+    req: &OtpRequest,
+    deadline_ms: u64,
+    log: &mut LogLine,
+    alerts: &mut Vec<String>,
+) -> Option<Answer>
+where
+    L: Durable,
+    C: Clock,
+    V: Rs256,
+{
+    let cfg = &iso.config;
+    let enforce = cfg.guard.mode == Mode::Enforce;
+    let checks = guard::checks(&cfg.guard, &req.phone, req.user_id.as_deref(), &req.request_type);
+    let now = edge.clock.now_ms();
+    let timeout = replay::slice(now, deadline_ms);
+    let hit = |check: Check| {
+        let request = ledger_proto::Request::Hit { windows: check.windows.clone() };
+        let tripped = iso.tripped.is_tripped(&check.object, now);
+        async move {
+            if tripped {
+                return Ok(Reply::Limited { limit: guard::window::Limit::remembered() });
+            }
+            replay::call(edge.ledger, &check.object, &request, timeout).await
+        }
+    };
+    let replies = futures_util::future::join_all(checks.iter().cloned().map(hit)).await;
+    let mut over: Option<&Check> = None;
+    let mut unavailable = None;
+    for (check, reply) in checks.iter().zip(replies) {
+        match reply {
+            Ok(Reply::Counted) => {}
+            Ok(Reply::Limited { limit }) => {
+                if limit.retry_after_ms > 0 {
+                    iso.tripped.remember(&check.object, edge.clock.now_ms(), limit.retry_after_ms);
+                }
+                if limit.first && matches!(check.kind, KeyKind::Prefix | KeyKind::Country) {
+                    alerts.push(format!(
+                        "toll-fraud guard: {} {} is over {} per {} s (eventId {})",
+                        check.kind.as_str(),
+                        check.label,
+                        limit.max,
+                        limit.per_s,
+                        req.event_id
+                    ));
+                }
+                iso.tallies.add(guard::limited_tally(check.kind, &check.label));
+                over = over.or(Some(check));
+            }
+            Ok(other) => unavailable = Some(format!("unexpected reply {other:?}")),
+            Err(e) => unavailable = Some(e),
+        }
+    }
+    if let Some(check) = over {
+        if note_refusal(iso, log, req, Refusal::RateLimited, check.kind.as_str(), enforce) {
+            log.outcome = format!("FAILED:{}", Refusal::RateLimited.reason());
+            let meta = metadata(req.channel, 0, req.phone.country().unwrap_or(""), Some(Refusal::RateLimited.reason()));
+            return Some(answer::failed(&meta));
+        }
+    }
+    if let Some(e) = unavailable {
+        alerts.push(format!("toll-fraud guard objects did not answer for eventId {} ({e})", req.event_id));
+        if cfg.guard_failure == FailurePolicy::Closed {
+            log.outcome = "FAILED:GUARD_UNAVAILABLE".into();
+            return Some(answer::delivery_failed(SendFailure::ProviderUnavailable.user_message(), "GUARD_UNAVAILABLE"));
+        }
+    }
+    None
 }
 
 fn claim_is_owned(log: &LogLine) -> bool {
-    log.ledger == Some(Claim::Owned.label())
+    log.ledger == Some(Claim::Owned(None).label())
 }
 
 /// `PENDING` for a request whose copy may have been sent: nothing is sent now.
-fn unconfirmed<H, T, L, C: Clock, V>(
+fn unconfirmed<K, H, T, L, C: Clock, V>(
+    iso: &Isolate<K>,
     edge: &Edge<'_, H, T, L, C, V>,
     mut log: LogLine,
     req: &OtpRequest,
@@ -192,7 +354,7 @@ fn unconfirmed<H, T, L, C: Clock, V>(
 ) -> Outcome {
     log.outcome = format!("PENDING:{reason}");
     let meta = metadata(req.channel, 0, req.phone.country().unwrap_or(""), Some(reason));
-    finish(edge, log, answer::pending(&meta), vec![])
+    finish(iso, edge, log, answer::pending(&meta), vec![])
 }
 
 async fn authenticate<H, T, L, C, V>(
@@ -253,7 +415,7 @@ where
     let loaded = iso.templates.current(edge.templates_kv, now, cfg.template_cache_s * 1000).await;
     alerts.extend(loaded.alert.clone());
     let default = Locale::parse(&cfg.default_locale).expect("validated in config");
-    let (template, template_locale) = match resolve(&loaded.set, loaded.origin, req, &default) {
+    let (template, template_locale) = match resolve(&loaded.set, req, &default) {
         Some(found) => found,
         None => {
             alerts.push(format!("no {} template at all for eventId {}", req.channel.as_str(), req.event_id));
@@ -343,28 +505,11 @@ enum Shape {
     Error(SendFailure),
 }
 
-/// The template for the request's channel along the locale chain. For SMS with no published
-/// template, Okta's own rendered `msgTemplate` (already localised, already carrying the code)
-/// comes before the built-in English text.
-fn resolve(
-    set: &crate::template::TemplateSet,
-    origin: Origin,
-    req: &OtpRequest,
-    default: &Locale,
-) -> Option<(Template, String)> {
-    let published = set.resolve(req.channel, req.locale.as_ref(), default).filter(|_| origin == Origin::Kv);
-    if let Some((locale, t)) = published {
-        return Some((t.clone(), locale.to_string()));
-    }
-    let okta = req.msg_template.as_ref().filter(|t| t.contains(&req.otp_code) && t.chars().count() <= 1600);
-    match (req.channel, okta) {
-        // Escape our placeholder syntax: the text is final.
-        (Channel::Sms, Some(text)) => Some((
-            Template { body: text.replace("{{", "{ {").replace("@otp", "@ otp"), voice_id: None },
-            "okta:msgTemplate".into(),
-        )),
-        _ => set.resolve(req.channel, req.locale.as_ref(), default).map(|(l, t)| (t.clone(), l.to_string())),
-    }
+/// The template for the request's channel along the locale chain: the published set, or the
+/// built-in one when none is published. Never Okta's `msgTemplate`: that is caller-supplied free
+/// text (up to 1,600 characters) and would go out under our sender id.
+fn resolve(set: &crate::template::TemplateSet, req: &OtpRequest, default: &Locale) -> Option<(Template, String)> {
+    set.resolve(req.channel, req.locale.as_ref(), default).map(|(l, t)| (t.clone(), l.to_string()))
 }
 
 /// `transactionMetadata`: what Okta's System Log shows of the outcome (never the number or code).
@@ -380,15 +525,21 @@ fn reason_metadata(reason: &str) -> String {
     serde_json::json!({ "reason": reason }).to_string()
 }
 
-fn finish<H, T, L, C: Clock, V>(
+fn finish<K, H, T, L, C: Clock, V>(
+    iso: &Isolate<K>,
     edge: &Edge<'_, H, T, L, C, V>,
     mut log: LogLine,
     answer: Answer,
     alerts: Vec<String>,
 ) -> Outcome {
+    let now = edge.clock.now_ms();
     log.status = answer.status;
-    log.latency_ms = edge.clock.now_ms().saturating_sub(log.started_ms);
-    Outcome { answer, log: log.to_json(), alerts }
+    log.latency_ms = now.saturating_sub(log.started_ms);
+    let deferred = iso.tallies.take_due(now).map(|names| Deferred {
+        object: guard::STATUS_OBJECT,
+        body: serde_json::to_string(&ledger_proto::Request::Tally { names }).unwrap_or_default(),
+    });
+    Outcome { answer, log: log.to_json(), alerts, deferred }
 }
 
 #[cfg(test)]

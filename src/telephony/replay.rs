@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::answer::Answer;
 use super::request::OtpRequest;
 use crate::edge::{Clock, Durable, DurableError};
+use crate::guard::window::{Limit, Window};
 use crate::ledger::{self, Reply, Stored};
 
 /// How long a copy is answered from the record: the OTP's remaining life plus this margin, within
@@ -60,8 +61,10 @@ fn digest(parts: &[&str]) -> String {
 /// What the claim found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// This request sends.
-    Owned,
+    /// This request sends (`Some`: a number window it is over, in monitor mode).
+    Owned(Option<Limit>),
+    /// Over one of the number's windows (enforced): not claimed, nothing sent.
+    Limited(Limit),
     /// Answered before: this answer, again.
     Answered(Answer),
     /// A copy is still being sent and did not finish before this request must answer.
@@ -76,7 +79,8 @@ impl Claim {
     /// The word for the log line.
     pub fn label(&self) -> &'static str {
         match self {
-            Claim::Owned => "claimed",
+            Claim::Owned(_) => "claimed",
+            Claim::Limited(_) => "limited",
             Claim::Answered(_) => "replayed",
             Claim::InFlight => "in_flight",
             Claim::Unknown => "unknown",
@@ -90,11 +94,13 @@ fn slice_ms(now_ms: u64, deadline_ms: u64) -> u64 {
     (deadline_ms.saturating_sub(now_ms) / 4).clamp(20, SLICE_MAX_MS)
 }
 
-/// Claims the ticket. A copy in flight is waited for (inside the object) until `answer_by_ms`.
+/// Claims the ticket, counting it in the number's `windows` (over a limit: refused when
+/// `enforce`). A copy in flight is waited for (inside the object) until `answer_by_ms`.
 pub async fn claim<D: Durable, C: Clock>(
     ledger: &D,
     clock: &C,
     ticket: &Ticket,
+    (windows, enforce): (Vec<Window>, bool),
     deadline_ms: u64,
     answer_by_ms: u64,
 ) -> Claim {
@@ -106,9 +112,12 @@ pub async fn claim<D: Durable, C: Clock>(
         in_flight_ms: deadline_ms.saturating_sub(now) + IN_FLIGHT_MARGIN_MS,
         wait_ms,
         ttl_s: ticket.ttl_s,
+        windows,
+        enforce,
     };
-    match call(ledger, ticket, &request, wait_ms + slice).await {
-        Ok(Reply::Claimed) => Claim::Owned,
+    match call(ledger, &ticket.object, &request, wait_ms + slice).await {
+        Ok(Reply::Claimed { limit }) => Claim::Owned(limit),
+        Ok(Reply::Limited { limit }) => Claim::Limited(limit),
         Ok(Reply::Settled { answer }) => Claim::Answered(Answer { status: answer.status, body: answer.body }),
         Ok(Reply::InFlight) => Claim::InFlight,
         Ok(Reply::Unknown) => Claim::Unknown,
@@ -131,20 +140,26 @@ pub async fn settle<D: Durable, C: Clock>(
         answer: Stored { status: answer.status, body: answer.body.clone() },
         ttl_s: ticket.ttl_s,
     };
-    match call(ledger, ticket, &request, timeout).await? {
+    match call(ledger, &ticket.object, &request, timeout).await? {
         Reply::Ok => Ok(()),
         other => Err(format!("unexpected reply {other:?}")),
     }
 }
 
-async fn call<D: Durable>(
+/// The slice a ledger call may take when `now_ms` and `deadline_ms` are as given.
+pub fn slice(now_ms: u64, deadline_ms: u64) -> u64 {
+    slice_ms(now_ms, deadline_ms)
+}
+
+/// One request to one ledger object and its reply; the object's own refusals are errors.
+pub async fn call<D: Durable>(
     ledger: &D,
-    ticket: &Ticket,
+    object: &str,
     request: &ledger::Request,
     timeout_ms: u64,
 ) -> Result<Reply, String> {
     let body = serde_json::to_string(request).map_err(|e| e.to_string())?;
-    let text = ledger.call(&ticket.object, body, timeout_ms).await.map_err(|e| match e {
+    let text = ledger.call(object, body, timeout_ms).await.map_err(|e| match e {
         DurableError::Timeout => format!("no reply within {timeout_ms} ms"),
         DurableError::Unavailable(e) => e,
     })?;

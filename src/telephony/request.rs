@@ -88,7 +88,7 @@ pub struct OtpRequest {
     pub raw_locale: Option<String>,
     /// Milliseconds since the epoch; `None` if absent or unparseable.
     pub otp_expires_ms: Option<u64>,
-    /// Okta's rendered SMS (contains the code). Never logged.
+    /// Okta's rendered SMS (contains the code). Never logged, never sent (caller-supplied text).
     pub msg_template: Option<String>,
     /// An admin-console Preview (`…/generatePreview`).
     pub preview: bool,

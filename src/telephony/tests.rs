@@ -313,14 +313,163 @@ fn preview_policy_simulate_sends_nothing() {
 }
 
 #[test]
-fn without_published_templates_sms_uses_oktas_text_and_voice_the_builtin() {
+fn without_published_templates_both_channels_use_the_builtin_set_never_oktas_text() {
     let w = world(&[]);
     let empty = MemKv::default();
     let w = World { templates: empty, ..w };
     let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
     assert!(o.alerts.iter().any(|a| a.contains("built-in")));
-    assert_eq!(w.sends()[0]["MessageBody"], "Your verification code is 905127");
+    let sms = w.sends()[0]["MessageBody"].as_str().unwrap().to_string();
+    assert!(sms.contains("905127"), "{sms}");
+    let okta_text: Value = serde_json::from_str(RESET).unwrap();
+    assert_ne!(
+        sms,
+        okta_text["data"]["messageProfile"]["msgTemplate"].as_str().unwrap(),
+        "caller-supplied text is never sent"
+    );
     w.call(&w.bearer(), VOICE.as_bytes().to_vec());
     assert_eq!(w.sends()[1]["VoiceId"], "JOANNA");
-    assert_eq!(w.ledger.calls.get(), 4, "one claim and one settle per request");
+    // Per request: the claim (with the number's windows), the prefix, country and user windows,
+    // and the settle.
+    assert_eq!(w.ledger.calls.get(), 10);
+}
+
+// ---- the toll-fraud guard ------------------------------------------------------------------------
+
+fn status_and_reason(o: &Outcome) -> (String, String) {
+    let v = json_of(o);
+    let action = &v["commands"][0]["value"][0];
+    let meta: Value = serde_json::from_str(action["transactionMetadata"].as_str().unwrap_or("{}")).unwrap_or_default();
+    (action["status"].as_str().unwrap_or("").to_string(), meta["reason"].as_str().unwrap_or("").to_string())
+}
+
+fn to(number: &str, event: &str) -> Vec<u8> {
+    body(RESET, |v| {
+        v["eventId"] = event.into();
+        v["data"]["messageProfile"]["phoneNumber"] = number.into();
+    })
+}
+
+#[test]
+fn guard_refuses_countries_outside_the_list_and_blocked_ranges_without_any_call() {
+    let w = world(&[("OTP_ALLOWED_COUNTRIES", "US,CA"), ("OTP_VOICE_ALLOWED_COUNTRIES", "US")]);
+    let o = w.call(&w.bearer(), to("+37120123456", "lv-1"));
+    assert_eq!(status_and_reason(&o), ("FAILED".into(), "COUNTRY_NOT_ALLOWED".into()));
+    assert!(
+        o.log.contains(r#""guard":"COUNTRY_NOT_ALLOWED""#) && o.log.contains(r#""guardKey":"country""#),
+        "{}",
+        o.log
+    );
+    let o = w.call(&w.bearer(), to("+19005550123", "premium-1"));
+    assert_eq!(status_and_reason(&o).1, "NUMBER_RANGE_BLOCKED");
+    let voice_ca = body(VOICE, |v| v["data"]["messageProfile"]["phoneNumber"] = "+16135550123".into());
+    assert_eq!(status_and_reason(&w.call(&w.bearer(), voice_ca)).1, "COUNTRY_NOT_ALLOWED");
+    assert!(w.sends().is_empty());
+    assert_eq!(w.ledger.calls.get(), 0, "static refusals need no state");
+}
+
+#[test]
+fn number_limit_trips_at_exactly_n_plus_one_and_the_refusal_repeats_for_copies() {
+    let w = world(&[("OTP_RATE_LIMITS", r#"{"number":[{"max":2,"per_s":600}]}"#)]);
+    for i in 0..2 {
+        assert_eq!(status_and_reason(&w.call(&w.bearer(), to("+14155550123", &format!("n{i}")))).0, "SUCCESSFUL");
+    }
+    let third = w.call(&w.bearer(), to("+14155550123", "n2"));
+    assert_eq!(status_and_reason(&third), ("FAILED".into(), "RATE_LIMITED".into()));
+    assert!(third.log.contains(r#""guardKey":"number""#));
+    assert_eq!(w.call(&w.bearer(), to("+14155550123", "n2")).answer, third.answer);
+    // Another number is unaffected; copies of an allowed request are not counted.
+    assert_eq!(status_and_reason(&w.call(&w.bearer(), to("+14155550124", "m0"))).0, "SUCCESSFUL");
+    assert_eq!(status_and_reason(&w.call(&w.bearer(), to("+14155550123", "n0"))).0, "SUCCESSFUL");
+    assert_eq!(w.sends().len(), 3);
+}
+
+#[test]
+fn prefix_limit_trips_alerts_once_and_is_then_refused_by_the_isolate() {
+    let w = world(&[("OTP_RATE_LIMITS", r#"{"prefix":[{"max":3,"per_s":3600}]}"#)]);
+    for i in 0..3 {
+        let o = w.call(&w.bearer(), to(&format!("+1415555010{i}"), &format!("p{i}")));
+        assert_eq!(status_and_reason(&o).0, "SUCCESSFUL");
+    }
+    let o = w.call(&w.bearer(), to("+14155550109", "p9"));
+    assert_eq!(status_and_reason(&o).1, "RATE_LIMITED");
+    assert!(o.log.contains(r#""guardKey":"prefix""#));
+    assert!(o.alerts.iter().any(|a| a.contains("prefix +1415555")), "{:?}", o.alerts);
+    let calls = w.ledger.calls.get();
+    let o = w.call(&w.bearer(), to("+14155550108", "p8"));
+    assert_eq!(status_and_reason(&o).1, "RATE_LIMITED");
+    assert!(o.alerts.is_empty(), "one alert per trip");
+    assert!(w.ledger.calls.get() - calls < 5, "the tripped prefix object was not asked again");
+    assert_eq!(w.sends().len(), 3);
+}
+
+#[test]
+fn enrollment_windows_apply_in_addition() {
+    let w = world(&[("OTP_RATE_LIMITS", r#"{"user":[],"enrollment":{"user":[{"max":1,"per_s":86400}]}}"#)]);
+    let enrol = |event: &str| {
+        body(RESET, |v| {
+            v["eventId"] = event.into();
+            v["requestType"] = "com.okta.user.telephony.pre-enrollment".into();
+            v["data"]["messageProfile"]["phoneNumber"] = format!("+1415555{}", &event[1..]).into();
+        })
+    };
+    assert_eq!(status_and_reason(&w.call(&w.bearer(), enrol("e0101"))).0, "SUCCESSFUL");
+    let o = w.call(&w.bearer(), enrol("e0202"));
+    assert_eq!(status_and_reason(&o).1, "RATE_LIMITED");
+    assert!(o.log.contains(r#""guardKey":"user""#), "{}", o.log);
+    // Not an enrolment: the user has no windows of its own here.
+    assert_eq!(status_and_reason(&w.call(&w.bearer(), to("+14155550303", "x3"))).0, "SUCCESSFUL");
+}
+
+#[test]
+fn monitor_mode_sends_and_logs_what_it_would_refuse() {
+    let w = world(&[
+        ("OTP_GUARD_MODE", "monitor"),
+        ("OTP_ALLOWED_COUNTRIES", "US"),
+        ("OTP_RATE_LIMITS", r#"{"number":[{"max":1,"per_s":600}]}"#),
+    ]);
+    let o = w.call(&w.bearer(), to("+447911123456", "gb"));
+    assert_eq!(status_and_reason(&o).0, "SUCCESSFUL");
+    assert!(o.log.contains(r#""guard":"COUNTRY_NOT_ALLOWED""#) && o.log.contains(r#""guardMode":"monitor""#));
+    w.call(&w.bearer(), to("+14155550123", "a"));
+    let o = w.call(&w.bearer(), to("+14155550123", "b"));
+    assert_eq!(status_and_reason(&o).0, "SUCCESSFUL");
+    assert!(o.log.contains(r#""guard":"RATE_LIMITED""#) && o.log.contains(r#""guardMode":"monitor""#), "{}", o.log);
+    assert_eq!(w.sends().len(), 3);
+}
+
+#[test]
+fn off_mode_checks_nothing() {
+    let w = world(&[("OTP_GUARD_MODE", "off"), ("OTP_ALLOWED_COUNTRIES", "US")]);
+    let o = w.call(&w.bearer(), to("+19005550123", "premium"));
+    assert_eq!(status_and_reason(&o).0, "SUCCESSFUL");
+    assert_eq!(w.ledger.calls.get(), 2, "the claim and the settle only");
+}
+
+#[test]
+fn guard_objects_unavailable_fail_open_or_closed() {
+    let w = world(&[]);
+    w.ledger.fail_objects.borrow_mut().extend(["pfx:", "cc:", "user:"]);
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(status_and_reason(&o).0, "SUCCESSFUL");
+    assert!(o.alerts.iter().any(|a| a.contains("guard objects did not answer")));
+    let w = world(&[("OTP_GUARD_FAILURE", "closed")]);
+    w.ledger.fail_objects.borrow_mut().push("cc:");
+    let o = w.call(&w.bearer(), RESET.as_bytes().to_vec());
+    assert_eq!(json_of(&o)["error"]["errorCauses"][0]["reason"], "GUARD_UNAVAILABLE");
+    assert!(w.sends().is_empty());
+    // The refusal is recorded: a copy gets it again.
+    assert_eq!(w.call(&w.bearer(), RESET.as_bytes().to_vec()).answer, o.answer);
+}
+
+#[test]
+fn tallies_go_to_the_status_object_at_most_every_few_seconds() {
+    let w = world(&[("OTP_ALLOWED_COUNTRIES", "US")]);
+    let first = w.call(&w.bearer(), to("+37120123456", "lv-1"));
+    let d = first.deferred.expect("the first tally is sent at once");
+    assert_eq!(d.object, "guard:status");
+    assert!(d.body.contains("t:refused:COUNTRY_NOT_ALLOWED:LV"), "{}", d.body);
+    assert!(w.call(&w.bearer(), to("+37120123457", "lv-2")).deferred.is_none());
+    w.clock.advance(crate::guard::TALLY_EVERY_MS);
+    assert!(w.call(&w.bearer(), to("+37120123458", "lv-3")).deferred.unwrap().body.contains(r#",2]"#));
 }
