@@ -249,3 +249,50 @@ fn okta_ids() {
         assert!(!is_okta_id(bad));
     }
 }
+
+#[test]
+fn concurrent_units_of_work_share_the_token_not_the_refresh() {
+    // Two queue batches at a cold start: the second waits on its own timer while the first asks
+    // for a token, then uses it. Neither awaits the other's request.
+    let rig = Rig::new();
+    rig.http.answer_with(|r| {
+        Ok(if r.url.ends_with("/token") { token_ok(3600) } else { json_response(200, &user_json("00uANA", "ACTIVE")) })
+    });
+    let http = crate::testing::Yielding(rig.http.clone());
+    let api = |http| OktaApi {
+        cfg: &rig.cfg,
+        http,
+        clock: &rig.clock,
+        signer: &PureRustSigner,
+        session: &rig.session,
+        max_wait_ms: 0,
+        calls: Cell::new(0),
+    };
+    let (a, b) = (api(&http), api(&http));
+    let (ra, rb) = block_on(futures_util::future::join(a.user("00uANA"), b.user("00uANA")));
+    assert!(ra.is_ok() && rb.is_ok());
+    assert_eq!(rig.urls().iter().filter(|u| u.ends_with("/token")).count(), 1);
+}
+
+#[test]
+fn a_unit_dropped_mid_refresh_does_not_hold_up_the_next() {
+    use futures_util::FutureExt;
+    let rig = Rig::new();
+    rig.http.answer_with(|r| {
+        Ok(if r.url.ends_with("/token") { token_ok(3600) } else { json_response(200, &user_json("00uANA", "ACTIVE")) })
+    });
+    let http = crate::testing::Yielding(rig.http.clone());
+    let api = OktaApi {
+        cfg: &rig.cfg,
+        http: &http,
+        clock: &rig.clock,
+        signer: &PureRustSigner,
+        session: &rig.session,
+        max_wait_ms: 0,
+        calls: Cell::new(0),
+    };
+    assert!(api.user("00uANA").now_or_never().is_none(), "polled once, then cancelled mid-refresh");
+    let started = rig.clock.now_ms();
+    assert!(block_on(api.user("00uANA")).is_ok());
+    assert!(rig.clock.now_ms() - started < 100, "no wait for the cancelled refresh");
+}
