@@ -141,7 +141,8 @@ fn share(windows: Vec<Window>, shards: u64) -> Vec<Window> {
     windows.into_iter().map(|w| Window { max: w.max.div_ceil(shards), ..w }).collect()
 }
 
-/// The prefix object names of a prefix, one per shard (the admin release clears them all).
+/// The prefix object names of a prefix, one per shard (the admin release clears them all); the
+/// same names [`checks`] uses.
 pub fn prefix_objects(prefix: &str, shards: u64) -> Vec<String> {
     (0..shards).map(|i| format!("pfx:{prefix}:{i}")).collect()
 }
@@ -150,48 +151,31 @@ pub fn prefix_objects(prefix: &str, shards: u64) -> Vec<String> {
 /// Keys without windows are left out.
 pub fn checks(cfg: &GuardConfig, phone: &E164, user_id: Option<&str>, request_type: &str) -> Vec<Check> {
     let number = phone.as_str();
-    let shard_of = |shards: u64| u64::from(Sha256::digest(number.as_bytes())[0]) % shards;
-    let mut out = Vec::new();
-    let prefix = prefix_of(number);
-    // Shards are counted from every window the key may have (enrolment's too), so that every
-    // request type lands on the same objects.
-    let shards_of = |kind| shards_for(&windows_for(cfg, kind, ENROLLMENT));
-    let w = windows_for(cfg, KeyKind::Prefix, request_type);
-    if !w.is_empty() {
-        let shards = shards_of(KeyKind::Prefix);
-        let i = shard_of(shards);
-        out.push(Check {
-            kind: KeyKind::Prefix,
-            object: format!("pfx:{prefix}:{i}"),
-            windows: share(w, shards),
-            label: prefix.to_string(),
-        });
-    }
-    let country = phone.country().unwrap_or("ZZ");
-    let w = windows_for(cfg, KeyKind::Country, request_type);
-    if !w.is_empty() {
-        let shards = shards_of(KeyKind::Country);
-        let i = shard_of(shards);
-        out.push(Check {
-            kind: KeyKind::Country,
-            object: format!("cc:{country}:{i}"),
-            windows: share(w, shards),
-            label: country.to_string(),
-        });
-    }
-    if let Some(user) = user_id {
+    // A sharded key: shards are counted from every window the key may have (enrolment's too),
+    // so that every request type lands on the same objects; a number always in the same shard.
+    let sharded = |kind: KeyKind, tag: &str, label: &str| {
+        let w = windows_for(cfg, kind, request_type);
+        (!w.is_empty()).then(|| {
+            let shards = shards_for(&windows_for(cfg, kind, ENROLLMENT));
+            let i = u64::from(Sha256::digest(number.as_bytes())[0]) % shards;
+            Check { kind, object: format!("{tag}:{label}:{i}"), windows: share(w, shards), label: label.to_string() }
+        })
+    };
+    let user = user_id.and_then(|user| {
         let w = windows_for(cfg, KeyKind::User, request_type);
-        if !w.is_empty() {
+        (!w.is_empty()).then(|| {
             let id = digest_hex(&["otp-user/v1", user]);
-            out.push(Check {
-                kind: KeyKind::User,
-                object: format!("user:{id}"),
-                windows: w,
-                label: id[..8].to_string(),
-            });
-        }
-    }
-    out
+            Check { kind: KeyKind::User, object: format!("user:{id}"), windows: w, label: id[..8].to_string() }
+        })
+    });
+    [
+        sharded(KeyKind::Prefix, "pfx", prefix_of(number)),
+        sharded(KeyKind::Country, "cc", phone.country().unwrap_or("ZZ")),
+        user,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Keys this isolate saw trip, until when it refuses them itself: data only (timestamps).
