@@ -12,8 +12,18 @@ Then sends SMS requests with unique eventIds and one access token (cached by the
 first use): N sequential requests (p50/p90/p99/max), then C concurrent clients for D seconds
 (requests/second, p50/p99). Everything is bounded in count and time; wrangler is stopped at the end.
 
+`--ledger-compare`: instead, in one run, the same build twice side by side: with the OTP_LEDGER
+Durable Object (every request claims its eventId in the object before sending and settles the
+answer after) and with the binding removed from the config (the fail-open path: no claim, an alert
+line per request). Sequential and 8 concurrent clients against each, in alternating rounds; prints
+p50/p99 of each and the difference: what the object adds per request.
+
+The toll-fraud guard is off (`--guard-mode off`, OTP_GUARD_MODE): its per-number and per-prefix
+limits would refuse a benchmark's thousands of codes, and its own object calls are not the ledger.
+
 Figures are printed as `BENCH ...` lines. Usage (after `source scripts/env.sh`):
     .venv/bin/python bench/e2e_latency.py [--sequential 1000] [--concurrency 16] [--seconds 10]
+    .venv/bin/python bench/e2e_latency.py --ledger-compare [--sequential 500] [--seconds 8] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -54,19 +64,27 @@ class Bodies:
     """Request bodies with unique eventIds, cheap to make (a string substitution per request).
     eventTime is the start of the run and otpExpires 30 minutes later: the run is shorter."""
 
-    def __init__(self):
+    def __init__(self, phones: int = 0):
+        """`phones` > 0: cycle through that many distinct US numbers (+1415555xxxx), so that the
+        per-number ledger objects are spread as in real traffic; 0: the fixture's one number."""
         body = json.loads(FIXTURE.read_text())
         now = datetime.now(timezone.utc)
         body["eventId"] = "@@EVENT@@"
         body["eventTime"] = iso(now)
         body["data"]["messageProfile"]["otpExpires"] = iso(now + timedelta(minutes=30))
+        if phones:
+            body["data"]["messageProfile"]["phoneNumber"] = "@@PHONE@@"
+        self.phones = min(phones, 10_000)
         self.template = json.dumps(body)
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}-"
         self.counter = itertools.count()
 
     def next(self) -> bytes:
         n = next(self.counter)  # atomic under the GIL
-        return self.template.replace("@@EVENT@@", f"{self.prefix}{n:07d}").encode()
+        out = self.template.replace("@@EVENT@@", f"{self.prefix}{n:07d}")
+        if self.phones:
+            out = out.replace("@@PHONE@@", f"+1415555{n % self.phones:04d}")
+        return out.encode()
 
 
 class Client:
@@ -105,10 +123,8 @@ class Client:
 
 
 # ---- wrangler dev --------------------------------------------------------------------------------
-def snapshot_config(tmp: Path) -> Path:
-    """A copy of the built Worker (build/) and a wrangler config that runs it: wrangler.toml with
-    `main` pointing at the copy and no [build] section. With the plain config, wrangler dev rebuilds
-    and reloads the Worker whenever a file under src/ changes — mid-measurement, while others edit."""
+def snapshot_build(tmp: Path) -> Path:
+    """A copy of the built Worker (build/), once a build in progress has finished."""
     build = ROOT / "build"
     t0 = time.monotonic()
     while (build / ".tmp").exists() or not (build / "index.js").exists():  # a build is in progress
@@ -116,12 +132,26 @@ def snapshot_config(tmp: Path) -> Path:
             raise RuntimeError("no finished build in build/ (a build seems to be in progress)")
         time.sleep(1)
     snap = tmp / "build"
-    shutil.copytree(build, snap, ignore=shutil.ignore_patterns(".tmp", "dry-run", "bench"))
+    if not snap.exists():
+        shutil.copytree(build, snap, ignore=shutil.ignore_patterns(".tmp", "dry-run", "bench"))
+    return snap
+
+
+# Tables dropped from wrangler.toml for the run without the ledger object.
+LEDGER_TABLES = ("[[durable_objects.bindings]]", "[[migrations]]", "[[env.production.durable_objects.bindings]]")
+
+
+def snapshot_config(tmp: Path, ledger: bool = True) -> Path:
+    """A copy of the built Worker (build/) and a wrangler config that runs it: wrangler.toml with
+    `main` pointing at the copy and no [build] section. With the plain config, wrangler dev rebuilds
+    and reloads the Worker whenever a file under src/ changes — mid-measurement, while others edit.
+    `ledger=False` also drops the OTP_LEDGER Durable Object binding and the migrations."""
+    snap = snapshot_build(tmp)
     out, skipping, main_done = [], False, False
     for line in (ROOT / "wrangler.toml").read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
-            skipping = stripped == "[build]"
+            skipping = stripped == "[build]" or (not ledger and stripped in LEDGER_TABLES)
         if skipping:
             continue
         if not main_done and stripped.startswith("main") and "=" in stripped:
@@ -130,7 +160,7 @@ def snapshot_config(tmp: Path) -> Path:
         out.append(line)
     if not main_done:
         raise RuntimeError("wrangler.toml has no top-level `main`")
-    config = tmp / "wrangler.bench.toml"
+    config = tmp / ("wrangler.bench.toml" if ledger else "wrangler.bench.no-ledger.toml")
     config.write_text("\n".join(out) + "\n")
     return config
 
@@ -240,15 +270,135 @@ def _interrupt(*_):
     raise KeyboardInterrupt
 
 
+def worker_vars(okta: MockOkta, messaging: InstantMessaging, guard_mode: str) -> dict:
+    v = {
+        "OKTA_AUTH_MODE": "oauth",
+        "OKTA_ISSUER": okta.issuer,
+        "OKTA_AUDIENCE": okta.audience,
+        "OKTA_ALLOWED_CLIENT_IDS": okta.client_id,
+        "OKTA_REQUIRED_SCOPE": okta.scope,
+        "OKTA_ALLOW_INSECURE_ISSUER": "true",
+        "AWS_REGION": "us-east-1",
+        "AWS_SMS_VOICE_ENDPOINT": messaging.endpoint,
+        "AWS_ACCESS_KEY_ID": AKID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "ORIGINATION_IDENTITIES": json.dumps({"US": "arn:aws:sms-voice:us-east-1:111122223333:pool/pool-us",
+                                              "default": "arn:aws:sms-voice:us-east-1:111122223333:pool/pool"},
+                                             separators=(",", ":")),
+        "SMS_CONFIGURATION_SET": "okta-otp",
+    }
+    if guard_mode:
+        v["OTP_GUARD_MODE"] = guard_mode
+    return v
+
+
+def _diff(with_ms: list[float], without_ms: list[float]) -> str:
+    a, b = sorted(with_ms), sorted(without_ms)
+    if not a or not b:
+        return "n/a"
+    parts = []
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        parts.append(f"{name}={percentile(a, q) - percentile(b, q):+.2f}ms")
+    return " ".join(parts)
+
+
+def ledger_compare(args, tmp: Path, messaging: InstantMessaging, okta: MockOkta, env_file: Path,
+                   workers: list) -> int:
+    """The same build with and without the OTP_LEDGER object, measured in alternating rounds."""
+    seeded = tmp / "seeded"
+    r = subprocess.run([str(ROOT / "scripts" / "seed-kv"), "--persist-to", str(seeded)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        print(f"scripts/seed-kv failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}", file=sys.stderr)
+        return 1
+    vars = worker_vars(okta, messaging, args.guard_mode)
+    modes = {}
+    for label, ledger in (("with_object", True), ("without_object", False)):
+        persist = tmp / f"state-{label}"
+        shutil.copytree(seeded, persist)
+        w = Wrangler(snapshot_config(tmp, ledger), vars, persist, tmp / f"wrangler-{label}.log", env_file)
+        workers.append(w)
+        took = w.wait_ready(START_TIMEOUT_S, START_TIMEOUT_S)
+        modes[label] = w
+        print(f"BENCH ledger_setup_{label}: wrangler dev ready in {took:.1f}s on 127.0.0.1:{w.port}"
+              f"{'' if ledger else ' (OTP_LEDGER binding removed: fail-open, one alert line per request)'}",
+              flush=True)
+
+    token = okta.mint(exp=int(time.time()) + 6 * 3600)
+    bodies = Bodies(phones=args.phones)
+    print(f"BENCH ledger_setup: {args.phones or 1} distinct destination numbers, guard mode "
+          f"{args.guard_mode or '(Worker default)'}, {args.rounds} alternating rounds per phase", flush=True)
+    for label, w in modes.items():
+        warm, errs = sequential(w.port, token, bodies, args.warmup)
+        if errs:
+            print(f"warm-up ({label}) failed: {errs[:3]}\n{w.tail()}", file=sys.stderr)
+            return 1
+        print(f"BENCH ledger_first_request_{label}: {warm[0]:.2f}ms", flush=True)
+
+    order = [("with_object", "without_object") if i % 2 == 0 else ("without_object", "with_object")
+             for i in range(args.rounds)]
+    seq = {k: [] for k in modes}
+    seq_err = {k: 0 for k in modes}
+    for rnd in order:
+        for label in rnd:
+            lat, errs = sequential(modes[label].port, token, bodies, max(1, args.sequential // args.rounds))
+            seq[label] += lat
+            seq_err[label] += len(errs)
+            for e in errs[:2]:
+                print(f"  error ({label}): {e}", file=sys.stderr)
+    for label in modes:
+        print(f"BENCH ledger_sequential_{label}: {summary(seq[label])} errors={seq_err[label]}", flush=True)
+    print(f"BENCH ledger_sequential_object_adds: {_diff(seq['with_object'], seq['without_object'])} "
+          f"(with − without, per request)", flush=True)
+
+    c = args.compare_concurrency
+    conc = {k: [] for k in modes}
+    conc_err = {k: 0 for k in modes}
+    conc_s = {k: 0.0 for k in modes}
+    for rnd in order:
+        for label in rnd:
+            lat, errs, elapsed = concurrent(modes[label].port, token, bodies, c, args.seconds / args.rounds)
+            conc[label] += lat
+            conc_err[label] += len(errs)
+            conc_s[label] += elapsed
+            for e in errs[:2]:
+                print(f"  error ({label}): {e}", file=sys.stderr)
+    for label in modes:
+        s = sorted(conc[label])
+        rps = len(s) / conc_s[label] if conc_s[label] > 0 else float("nan")
+        print(f"BENCH ledger_concurrency_{c}_{label}: {rps:.0f} req/s over {conc_s[label]:.1f}s "
+              f"p50={percentile(s, 0.5):.2f}ms p99={percentile(s, 0.99):.2f}ms n={len(s)} errors={conc_err[label]}",
+              flush=True)
+    a, b = len(conc["with_object"]) / max(conc_s["with_object"], 1e-9), \
+        len(conc["without_object"]) / max(conc_s["without_object"], 1e-9)
+    print(f"BENCH ledger_concurrency_{c}_object_adds: {_diff(conc['with_object'], conc['without_object'])} "
+          f"throughput {a / b if b else float('nan'):.2f}× (with ÷ without)", flush=True)
+    return 0 if not any(seq_err.values()) and not any(conc_err.values()) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sequential", type=int, default=1000)
+    ap.add_argument("--sequential", type=int, default=None, help="default 1000 (500 with --ledger-compare)")
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=None, help="default 10 (8 per mode with --ledger-compare)")
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--ledger-compare", action="store_true",
+                    help="with and without the OTP_LEDGER Durable Object, side by side")
+    ap.add_argument("--compare-concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per phase (--ledger-compare)")
+    ap.add_argument("--guard-mode", default="off", help="OTP_GUARD_MODE for the Worker ('' = its default)")
+    ap.add_argument("--phones", type=int, default=10_000,
+                    help="--ledger-compare: distinct destination numbers, cycled (one ledger object each); "
+                         "1 = every request on one object")
     args = ap.parse_args()
-    if not (1 <= args.sequential <= 20_000 and 1 <= args.concurrency <= 64 and 0 < args.seconds <= 120):
-        print("bounds: --sequential 1..20000, --concurrency 1..64, --seconds (0, 120]", file=sys.stderr)
+    if args.sequential is None:
+        args.sequential = 500 if args.ledger_compare else 1000
+    if args.seconds is None:
+        args.seconds = 8.0 if args.ledger_compare else 10.0
+    if not (1 <= args.sequential <= 20_000 and 1 <= args.concurrency <= 64 and 0 < args.seconds <= 120
+            and 1 <= args.compare_concurrency <= 64 and 1 <= args.rounds <= 10 and 1 <= args.phones <= 10_000):
+        print("bounds: --sequential 1..20000, --concurrency 1..64, --seconds (0, 120], "
+              "--compare-concurrency 1..64, --rounds 1..10, --phones 1..10000", file=sys.stderr)
         return 2
     for f in ("index.js", "index_bg.wasm"):
         if not (ROOT / "build" / f).exists():
@@ -262,7 +412,12 @@ def main() -> int:
     messaging = InstantMessaging()
     okta = MockOkta("aus_bench")
     worker = None
+    workers: list = []
     try:
+        if args.ledger_compare:
+            env_file = tmp / "empty.env"
+            env_file.touch()
+            return ledger_compare(args, tmp, messaging, okta, env_file, workers)
         persist = tmp / "state"
         r = subprocess.run([str(ROOT / "scripts" / "seed-kv"), "--persist-to", str(persist)], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)
@@ -271,22 +426,7 @@ def main() -> int:
             return 1
         env_file = tmp / "empty.env"
         env_file.touch()
-        vars = {
-            "OKTA_AUTH_MODE": "oauth",
-            "OKTA_ISSUER": okta.issuer,
-            "OKTA_AUDIENCE": okta.audience,
-            "OKTA_ALLOWED_CLIENT_IDS": okta.client_id,
-            "OKTA_REQUIRED_SCOPE": okta.scope,
-            "OKTA_ALLOW_INSECURE_ISSUER": "true",
-            "AWS_REGION": "us-east-1",
-            "AWS_SMS_VOICE_ENDPOINT": messaging.endpoint,
-            "AWS_ACCESS_KEY_ID": AKID,
-            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-            "ORIGINATION_IDENTITIES": json.dumps({"US": "arn:aws:sms-voice:us-east-1:111122223333:pool/pool-us",
-                                                  "default": "arn:aws:sms-voice:us-east-1:111122223333:pool/pool"},
-                                                 separators=(",", ":")),
-            "SMS_CONFIGURATION_SET": "okta-otp",
-        }
+        vars = worker_vars(okta, messaging, args.guard_mode)
         worker = Wrangler(snapshot_config(tmp), vars, persist, tmp / "wrangler.log", env_file)
         took = worker.wait_ready(START_TIMEOUT_S, START_TIMEOUT_S)
         print(f"BENCH e2e_setup: wrangler dev ready in {took:.1f}s on 127.0.0.1:{worker.port}; "
@@ -333,6 +473,10 @@ def main() -> int:
             worker.stop()
             if os.environ.get("BENCH_KEEP_LOG"):
                 shutil.copy(worker.log_path, os.environ["BENCH_KEEP_LOG"])
+        for i, w in enumerate(workers):
+            w.stop()
+            if os.environ.get("BENCH_KEEP_LOG"):
+                shutil.copy(w.log_path, f"{os.environ['BENCH_KEEP_LOG']}.{i}")
         messaging.close()
         okta.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -48,6 +48,7 @@ assert len(AWS_SECRET) == 40
 SNAPSHOT = os.environ.get("E2E_SNAPSHOT") == "1"
 START_TIMEOUT_S = float(os.environ.get("E2E_START_TIMEOUT", "120"))
 BUILD_TIMEOUT_S = float(os.environ.get("E2E_BUILD_TIMEOUT", "900"))  # while a custom build is running
+GUARD_MODE = os.environ.get("E2E_GUARD_MODE", "off")
 
 
 # ---- what must never appear in the Worker's logs --------------------------------------------------
@@ -219,6 +220,53 @@ def wrangler_env() -> dict:
     return env
 
 
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # JSON strings are valid TOML basic strings
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def toml_dumps(doc: dict) -> str:
+    """A TOML document for what tomllib parsed out of wrangler.toml: scalars and arrays first, then
+    tables (`[a.b]`) and arrays of tables (`[[a.b]]`), recursively."""
+    out: list[str] = []
+
+    def is_table_array(v) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    def emit(table: dict, path: list[str]):
+        for k, v in table.items():
+            if not isinstance(v, dict) and not is_table_array(v):
+                out.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        for k, v in table.items():
+            if isinstance(v, dict):
+                name = ".".join(_toml_key(p) for p in path + [k])
+                scalars = any(not isinstance(x, dict) and not is_table_array(x) for x in v.values())
+                if scalars or not v:
+                    out.extend(["", f"[{name}]"])
+                emit(v, path + [k])
+            elif is_table_array(v):
+                name = ".".join(_toml_key(p) for p in path + [k])
+                for item in v:
+                    out.extend(["", f"[[{name}]]"])
+                    emit(item, path + [k])
+
+    emit(doc, [])
+    return "\n".join(out) + "\n"
+
+
 class WorkerInstance:
     def __init__(self, name: str, vars: dict, aws: MockMessaging, okta: MockOkta | None,
                  persist: Path, env: dict, sensitive: Sensitive, env_file: Path, config: str = "wrangler.toml"):
@@ -228,24 +276,42 @@ class WorkerInstance:
         self.okta = okta
         self.persist = persist
         self.sensitive = sensitive
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = config
+        self._env = env
+        self._env_file = env_file
         self._log: list[str] = []
         self._log_lock = threading.Lock()
-        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", config,
+        self.restarts = 0
+        self._start()
+
+    def _start(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", self.config,
                "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
-               "--persist-to", str(persist), "--show-interactive-dev-session=false",
+               "--persist-to", str(self.persist), "--show-interactive-dev-session=false",
                # an explicit (empty) env file: a developer's .dev.vars must not leak into the tests
-               "--env-file", str(env_file)]
+               "--env-file", str(self._env_file)]
         for k, v in self.vars.items():
             cmd += ["--var", f"{k}:{v}"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
         self._readers = [threading.Thread(target=self._pump, args=(s, tag), daemon=True)
                          for s, tag in ((self.proc.stdout, ""), (self.proc.stderr, "[stderr] "))]
         for t in self._readers:
             t.start()
         self.http = requests.Session()
+
+    def restart(self) -> float:
+        """Stops this wrangler dev and starts a new one with the same vars, config and persistence
+        directory (Durable Object storage and KV survive; isolate memory does not). The new process
+        listens on a new port (`url` changes); the log keeps both runs. Returns the start time."""
+        self.stop()
+        self.restarts += 1
+        with self._log_lock:
+            self._log.append(f"[e2e] ---- restart {self.restarts} (same persist dir) ----")
+        self._start()
+        return self.wait_ready()
 
     def _pump(self, stream, tag):
         for raw in iter(stream.readline, b""):
@@ -295,7 +361,9 @@ class WorkerInstance:
         return {"Authorization": "Bearer " + self.okta.mint()}
 
     def post_telephony(self, body, headers: dict | None = None, *, auth: bool = True,
-                       path: str = "/okta/telephony", timeout: float = 15) -> requests.Response:
+                       path: str = "/okta/telephony", timeout: float = 15,
+                       session: requests.Session | None = None) -> requests.Response:
+        """`session`: another requests.Session (one per thread when sending concurrently)."""
         h = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
             h.update(self.auth_headers())
@@ -303,7 +371,7 @@ class WorkerInstance:
         h = {k: v for k, v in h.items() if v is not None}
         data = body if isinstance(body, (bytes, bytearray)) else json.dumps(body).encode()
         self.sensitive.add_request(body, h)
-        return self.http.post(self.url + path, data=data, headers=h, timeout=timeout)
+        return (session or self.http).post(self.url + path, data=data, headers=h, timeout=timeout)
 
     def request(self, method: str, path: str, **kw) -> requests.Response:
         kw.setdefault("timeout", 15)
@@ -343,6 +411,11 @@ class WorkerFactory:
             "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
             "ORIGINATION_IDENTITIES": json.dumps(ORIGINATION_IDENTITIES, separators=(",", ":")),
             "SMS_CONFIGURATION_SET": "otp",
+            # The toll-fraud guard's per-number limits (3 per 10 min by default) would refuse the
+            # suite's many requests to the fixtures' numbers: off, unless a test's instance turns it
+            # on. E2E_GUARD_MODE=<mode> sets it for every instance; E2E_GUARD_MODE= (empty) leaves the
+            # Worker's default.
+            **({"OTP_GUARD_MODE": GUARD_MODE} if GUARD_MODE else {}),
         }
 
     def _seed(self) -> Path:
@@ -359,41 +432,57 @@ class WorkerFactory:
             self._seeded = d
         return self._seeded
 
-    def _config(self) -> str:
-        """The config for `wrangler dev`: wrangler.toml, or in snapshot mode a derived one."""
-        if not SNAPSHOT:
+    def _config(self, ledger: bool = True) -> str:
+        """The config for `wrangler dev`: wrangler.toml, or a derived one. In snapshot mode it runs a
+        copy of build/ and has no [build] section. `ledger=False` drops the Durable Object bindings
+        and migrations (an instance without OTP_LEDGER); outside snapshot mode that derived config
+        keeps [build] (its paths made absolute, since it lives in a temporary directory)."""
+        if not SNAPSHOT and ledger:
             return "wrangler.toml"
-        if getattr(self, "_snapshot_config", None):
-            return self._snapshot_config
+        cache = self.__dict__.setdefault("_configs", {})
+        if ledger in cache:
+            return cache[ledger]
         cfg = tomllib.loads((ROOT / "wrangler.toml").read_text())
         main = ROOT / cfg["main"]
+        derived = {k: v for k, v in cfg.items() if k not in ("env", "build", "main")}
+        if SNAPSHOT:
+            derived["main"] = str(self._snapshot(main) / main.name)
+        else:
+            derived["main"] = str(main)
+            build = dict(cfg.get("build") or {})
+            if build:
+                build["cwd"] = str(ROOT / build.get("cwd", "."))
+                wd = build.get("watch_dir")
+                if isinstance(wd, str):
+                    build["watch_dir"] = str(ROOT / wd)
+                elif isinstance(wd, list):
+                    build["watch_dir"] = [str(ROOT / d) for d in wd]
+                derived["build"] = build
+        if not ledger:
+            derived.pop("durable_objects", None)
+            derived.pop("migrations", None)
+        path = self.tmp / f"wrangler.{'snapshot' if SNAPSHOT else 'derived'}{'' if ledger else '.no-ledger'}.toml"
+        path.write_text(toml_dumps(derived))
+        cache[ledger] = str(path)
+        return cache[ledger]
+
+    def _snapshot(self, main: Path) -> Path:
+        """A copy of the finished build (once per session). Waits while a build is running."""
+        snap = self.tmp / "snapshot"
+        if snap.exists():
+            return snap
         # Use the build as it is; do not race the developer's own builds. Wait while one is running.
         t0 = time.monotonic()
         while (main.parent / ".tmp").exists() or not main.exists():
             if time.monotonic() - t0 > BUILD_TIMEOUT_S:
                 raise RuntimeError(f"no finished build in {main.parent} (a build seems to be in progress)")
             time.sleep(1)
-        snap = self.tmp / "snapshot"
-        shutil.copytree(main.parent, snap, ignore=shutil.ignore_patterns(".tmp", "dry-run"))
-        q = lambda v: json.dumps(v)  # JSON strings are valid TOML basic strings
-        lines = [f"name = {q(cfg['name'])}", f"main = {q(str(snap / main.name))}",
-                 f"compatibility_date = {q(cfg['compatibility_date'])}"]
-        if cfg.get("compatibility_flags"):
-            lines.append("compatibility_flags = [" + ", ".join(q(f) for f in cfg["compatibility_flags"]) + "]")
-        for ns in cfg.get("kv_namespaces", []):
-            lines += ["", "[[kv_namespaces]]", f"binding = {q(ns['binding'])}", f"id = {q(ns['id'])}"]
-        for p in (cfg.get("queues") or {}).get("producers", []):
-            lines += ["", "[[queues.producers]]", f"queue = {q(p['queue'])}", f"binding = {q(p['binding'])}"]
-        for c in (cfg.get("queues") or {}).get("consumers", []):
-            lines += ["", "[[queues.consumers]]"] + [f"{k} = {q(v) if isinstance(v, str) else v}" for k, v in c.items()]
-        lines += ["", "[vars]"] + [f"{k} = {q(v)}" for k, v in (cfg.get("vars") or {}).items()]
-        path = self.tmp / "wrangler.snapshot.toml"
-        path.write_text("\n".join(lines) + "\n")
-        self._snapshot_config = str(path)
-        return self._snapshot_config
+        shutil.copytree(main.parent, snap, ignore=shutil.ignore_patterns(".tmp", "dry-run", "bench"))
+        return snap
 
     def get(self, name: str, extra: dict | None = None, *, aws: MockMessaging | None = None,
-            okta: MockOkta | None = None) -> WorkerInstance:
+            okta: MockOkta | None = None, ledger: bool = True) -> WorkerInstance:
+        """`ledger=False`: the same build without the OTP_LEDGER Durable Object binding."""
         aws = aws or self.mocks.aws
         okta = okta or self.mocks.okta
         vars = self.base_vars(okta, aws)
@@ -401,7 +490,7 @@ class WorkerFactory:
             # None = unset. An empty --var shadows a [vars] entry of wrangler.toml, and the Worker
             # treats an empty setting as absent.
             vars[k] = "" if v is None else str(v)
-        key = tuple(sorted(vars.items()))
+        key = tuple(sorted(vars.items())) + ((("[no OTP_LEDGER]", ""),) if not ledger else ())
         with self._lock:
             if key in self.instances:
                 return self.instances[key]
@@ -417,7 +506,7 @@ class WorkerFactory:
                 env_file = self.tmp / "empty.env"
                 env_file.touch()
                 inst = WorkerInstance(name, vars, aws, okta, persist, self._env, self.sensitive, env_file,
-                                      self._config())
+                                      self._config(ledger))
                 try:
                     took = inst.wait_ready()
                 except Exception:
@@ -435,6 +524,14 @@ class WorkerFactory:
         """`worker_factory({"DEADLINE_MS": "1500"})`: an instance with the base vars plus these."""
         name = "custom-" + "-".join(sorted(k.lower() for k in (extra or {}))) if extra else "oauth"
         return self.get(name, extra, **kw)
+
+    def restart(self, inst: WorkerInstance) -> WorkerInstance:
+        """Stops `inst` and starts it again on the same persistence directory (see
+        WorkerInstance.restart)."""
+        with self._lock:
+            took = inst.restart()
+        print(f"\n[e2e] worker {inst.name!r} restarted on {inst.url} in {took:.1f}s")
+        return inst
 
     def all(self) -> list[WorkerInstance]:
         return list(self.instances.values())
@@ -473,6 +570,19 @@ def worker_factory(mocks, sensitive):
                 f"{n}: " + ", ".join(kind for kind, _ in v) for n, v in leaks.items()), pytrace=False)
     if os.environ.get("E2E_KEEP_STATE") != "1":
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- suite timing ----------------------------------------------------------------------------
+_SESSION_T0 = [0.0]
+
+
+def pytest_sessionstart(session):
+    _SESSION_T0[0] = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _SESSION_T0[0]:
+        terminalreporter.write_line(f"[e2e] wall time {time.monotonic() - _SESSION_T0[0]:.1f}s")
 
 
 # ---- the instances the tests use ----------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import time
 import uuid
 from pathlib import Path
 
@@ -135,6 +136,85 @@ def assert_successful(resp, aws, *, transaction_prefix: str | None = None) -> di
 FORBIDDEN_WORDING = ("Exception", "AWS", "arn:")
 
 
+def _command_value(resp, status: str) -> dict:
+    """HTTP 200 with exactly one telephony action command of `status`; returns its value."""
+    assert resp.status_code == 200, f"{resp.status_code}: {resp.text[:500]}"
+    body = _json(resp)
+    assert set(body) == {"commands"}, body
+    assert isinstance(body["commands"], list) and len(body["commands"]) == 1, body
+    cmd = body["commands"][0]
+    assert set(cmd) == {"type", "value"} and cmd["type"] == ACTION, body
+    assert isinstance(cmd["value"], list) and len(cmd["value"]) == 1, body
+    v = cmd["value"][0]
+    assert v.get("status") == status and v.get("provider") == PROVIDER, body
+    return v
+
+
+def _metadata(v: dict, reason, secret_text: str | None) -> dict:
+    assert isinstance(v["transactionMetadata"], str), v
+    try:
+        meta = json.loads(v["transactionMetadata"])
+    except ValueError:
+        raise AssertionError(f"transactionMetadata is not JSON: {v['transactionMetadata']!r}") from None
+    assert isinstance(meta, dict), meta
+    allowed = (reason,) if isinstance(reason, str) else tuple(reason)
+    assert meta.get("reason") in allowed, f"reason {meta.get('reason')!r} not in {allowed}: {meta}"
+    for word in FORBIDDEN_WORDING + ((secret_text,) if secret_text else ()):
+        assert word not in v["transactionMetadata"], f"{word!r} leaks into transactionMetadata {meta}"
+    return meta
+
+
+def assert_pending(resp, reason, *, secret_text: str | None = None, transaction_id: bool | None = False) -> dict:
+    """HTTP 200, one `PENDING` command: the outcome is unknown (AWS may have accepted the message).
+    `reason`: the metadata's reason, or a tuple of acceptable ones. `transaction_id`: False = the
+    key must be absent (no MessageId known), True = present, None = either. Returns the metadata."""
+    v = _command_value(resp, "PENDING")
+    keys = {"status", "provider", "transactionMetadata"}
+    if transaction_id is None:
+        assert set(v) in (keys, keys | {"transactionId"}), v
+    elif transaction_id:
+        assert set(v) == keys | {"transactionId"} and isinstance(v["transactionId"], str) and v["transactionId"], v
+    else:
+        assert set(v) == keys, f"PENDING without a MessageId must have no transactionId: {v}"
+    meta = _metadata(v, reason, secret_text)
+    if secret_text:
+        assert secret_text not in resp.text
+    return meta
+
+
+def assert_failed(resp, reason, *, secret_text: str | None = None) -> dict:
+    """HTTP 200, one `FAILED` command (a deliberate per-destination refusal), no transactionId,
+    the metadata's reason `reason` (or one of a tuple). Returns the metadata."""
+    v = _command_value(resp, "FAILED")
+    assert set(v) == {"status", "provider", "transactionMetadata"}, f"FAILED must have no transactionId: {v}"
+    meta = _metadata(v, reason, secret_text)
+    if secret_text:
+        assert secret_text not in resp.text
+    return meta
+
+
+def answer_kind(resp) -> tuple[str, str | None]:
+    """(`SUCCESSFUL`|`PENDING`|`FAILED`|`error`|`HTTP <status>`, reason) of an answer, for messages
+    and for tests that accept more than one outcome."""
+    if resp.status_code != 200:
+        return f"HTTP {resp.status_code}", None
+    try:
+        body = resp.json()
+    except ValueError:
+        return "not JSON", None
+    if "error" in body:
+        try:
+            return "error", body["error"]["errorCauses"][0]["reason"]
+        except (KeyError, IndexError, TypeError):
+            return "error", None
+    try:
+        v = body["commands"][0]["value"][0]
+        meta = json.loads(v.get("transactionMetadata") or "{}")
+        return v["status"], meta.get("reason") if isinstance(meta, dict) else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "unknown", None
+
+
 def assert_delivery_error(resp, reason: str | None, *, secret_text: str | None = None) -> dict:
     """HTTP 200 with Okta's error object; AWS detail must not leak into the summaries."""
     assert resp.status_code == 200, f"{resp.status_code}: {resp.text[:500]}"
@@ -171,11 +251,34 @@ def _error_object(resp) -> dict:
     return body
 
 
+# Words that would tell a prober which check its token failed: never in a 401/503 body.
+AUTH_DETAIL_WORDS = ("audience", "aud", "expired", "expiry", "exp", "issuer", "iss", "kid", "key", "keys", "jwks",
+                     "scope", "scp", "signature", "algorithm", "alg", "cid", "client", "nbf", "iat", "claim",
+                     "claims", "RS256", "HS256", "bearer", "base64", "malformed", "future", "leeway")
+
+
+def assert_no_auth_detail(resp, *extra: str):
+    """The body names no claim, key, algorithm or URL (`extra`: more substrings, e.g. the JWKS URL)."""
+    text = resp.text
+    for word in AUTH_DETAIL_WORDS:
+        assert not re.search(r"(?<![A-Za-z])" + re.escape(word) + r"(?![A-Za-z])", text, re.I), \
+            f"{word!r} in the body: {text[:500]}"
+    for s in extra:
+        if s:
+            assert s not in text, f"{s!r} in the body: {text[:500]}"
+    assert "http://" not in text and "https://" not in text, text[:500]
+
+
 def assert_unauthorized(resp, aws, *, reason: str | None = None, locations=("Authorization",)) -> dict:
+    """401 with the generic body: `MISSING_CREDENTIALS` when nothing was presented, otherwise
+    `INVALID_CREDENTIALS` (`reason` = the one expected; None = either of the two). The exact cause
+    is in the log line only (see `refusal_in_log`)."""
     assert resp.status_code == 401, f"{resp.status_code}: {resp.text[:500]}"
     body = _error_object(resp)
     err = body["error"]
     assert err["errorSummary"] == "Unauthorized", body
+    assert body["error"]["errorCauses"][0]["reason"] in ("MISSING_CREDENTIALS", "INVALID_CREDENTIALS"), body
+    assert_no_auth_detail(resp)
     c = err["errorCauses"][0]
     assert c["locationType"] == "header", body
     assert c["location"].lower() in {l.lower() for l in locations}, body
@@ -184,6 +287,34 @@ def assert_unauthorized(resp, aws, *, reason: str | None = None, locations=("Aut
     if reason is not None:
         assert c["reason"] == reason, body
     assert aws.requests() == [], f"AWS was called: {_summary(aws)}"
+    return body
+
+
+def assert_auth_unavailable(resp, aws, *, locations=("Authorization",), secret_texts: tuple = ()) -> dict:
+    """503 with the generic body `AUTHENTICATION_UNAVAILABLE`: no JWKS error or URL echoed."""
+    assert resp.status_code == 503, f"{resp.status_code}: {resp.text[:500]}"
+    body = _error_object(resp)
+    c = body["error"]["errorCauses"][0]
+    assert c["reason"] == "AUTHENTICATION_UNAVAILABLE", body
+    assert c["locationType"] == "header" and c["location"].lower() in {l.lower() for l in locations}, body
+    assert c["domain"] == "authentication", body
+    assert_no_auth_detail(resp, *secret_texts)
+    assert aws.requests() == [], f"AWS was called: {_summary(aws)}"
+    return body
+
+
+EXCEPTION_TEXT = ("Exception", "Error:", "error:", "panicked", "RuntimeError", "TypeError", "JsValue", ".rs:",
+                  "wasm", "stack", "undefined", "Durable Object", "binding")
+
+
+def assert_server_error(resp, reason: str, *, status: int = 500, secret_texts: tuple = ()) -> dict:
+    """An error answer (500 by default) in the error-object shape with `reason`, carrying no
+    exception text, binding name or setting value."""
+    assert resp.status_code == status, f"{resp.status_code}: {resp.text[:500]}"
+    body = _error_object(resp)
+    assert body["error"]["errorCauses"][0]["reason"] == reason, body
+    for word in EXCEPTION_TEXT + tuple(secret_texts):
+        assert word not in resp.text, f"{word!r} in a {status} body: {resp.text[:500]}"
     return body
 
 
@@ -208,3 +339,51 @@ def assert_clean_request(rec: dict):
 def digits_subsequence(digits: str, text: str) -> bool:
     it = iter(re.findall(r"\d", text))
     return all(any(d == x for x in it) for d in digits)
+
+
+# ---- the Worker's log ------------------------------------------------------------------------------
+def parse_log_line(line: str) -> dict | None:
+    """The JSON object of a wrangler log line (wrangler may prefix and suffix it), or None."""
+    i = line.find("{")
+    if i < 0:
+        return None
+    try:
+        obj = json.JSONDecoder().raw_decode(line[i:])[0]
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def log_mark(w) -> int:
+    """Where the instance's log is now: pass it to `log_entries` to see only what follows."""
+    return len(w.log_lines())
+
+
+def log_entries(w, since: int, *, msg: str | None = None, pred=None, timeout: float = 3.0,
+                count: int = 1) -> list[dict]:
+    """JSON log entries of instance `w` added after mark `since` (with `"msg": msg`, satisfying
+    `pred`), waiting up to `timeout` s for at least `count` of them (stdout is flushed late)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = []
+        for line in w.log_lines()[since:]:
+            e = parse_log_line(line)
+            if e is None or (msg is not None and e.get("msg") != msg) or (pred is not None and not pred(e)):
+                continue
+            out.append(e)
+        if len(out) >= count or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
+
+
+def refusal_in_log(w, since: int, status: int | None = None) -> str:
+    """The reason of the newest telephony log line after `since` whose outcome is
+    `REFUSED:<REASON>` (the exact authentication failure, which the body does not say)."""
+    entries = log_entries(w, since, msg="telephony",
+                          pred=lambda e: str(e.get("outcome", "")).startswith("REFUSED:"))
+    assert entries, "no telephony log line with outcome REFUSED:… after the request:\n" + \
+        "\n".join(w.log_lines()[since:][-20:])
+    e = entries[-1]
+    if status is not None:
+        assert e.get("status") == status, e
+    return e["outcome"].split(":", 1)[1]

@@ -265,6 +265,82 @@ def test_abort_is_a_network_error(aws):
     assert aws.requests()[0]["outcome"] == "aborted"
 
 
+def test_delay_answers_late_and_as_the_rest_of_the_entry_says(aws):
+    aws.script([{"delay": 0.4, "ok": True, "MessageId": "late-id"}, {"delay": 0.2, "type": "ThrottlingException"},
+                {"delay": 0.1}])
+    c = client(aws.endpoint)
+    t0 = time.monotonic()
+    assert c.send_text_message(**SMS)["MessageId"] == "late-id"
+    assert time.monotonic() - t0 >= 0.39
+    t0 = time.monotonic()
+    with pytest.raises(c.exceptions.ThrottlingException):
+        c.send_text_message(**SMS)
+    assert time.monotonic() - t0 >= 0.19
+    assert c.send_text_message(**SMS)["MessageId"]
+    assert [r["outcome"] for r in aws.requests()] == ["sent", "error", "sent"]
+    assert len(aws.messages()) == 2
+
+
+def test_delayed_answers_overlap(aws):
+    aws.script([{"delay": 0.5, "ok": True}] * 4)
+    out = []
+
+    def one():
+        headers, body = signed(aws, "SendTextMessage", SMS)
+        out.append(_post(aws, headers, body).status_code)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert out == [200] * 4
+    assert time.monotonic() - t0 < 1.5, "the delays ran one after another"
+
+
+def test_stall_body_sends_headers_and_part_of_the_body_then_stalls(aws):
+    import socket
+    from urllib.parse import urlparse
+
+    aws.script([{"stall_body": 2}])
+    headers, body = signed(aws, "SendTextMessage", SMS)
+    u = urlparse(aws.endpoint)
+    s = socket.create_connection((u.hostname, u.port), timeout=5)
+    try:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        s.sendall(f"POST / HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body)
+        t0 = time.monotonic()
+        got = b""
+        s.settimeout(1.0)
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head_raw, _, part = got.partition(b"\r\n\r\n")
+        assert head_raw.startswith(b"HTTP/1.1 200"), head_raw
+        length = int([l.split(b":", 1)[1] for l in head_raw.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+        try:
+            while len(part) < length // 2:
+                part += s.recv(65536)
+        except socket.timeout:
+            pass
+        assert 0 < len(part) < length, (len(part), length)
+        with pytest.raises(socket.timeout):   # nothing more for a while
+            s.recv(65536)
+        assert time.monotonic() - t0 < 2.0
+        s.settimeout(5)
+        while len(part) < length:
+            chunk = s.recv(65536)
+            assert chunk, "closed before the rest of the body"
+            part += chunk
+        assert time.monotonic() - t0 >= 1.9
+        assert json.loads(part)["MessageId"] == aws.requests()[0]["message_id"]
+    finally:
+        s.close()
+    rec = aws.requests()[0]
+    assert rec["outcome"] == "stalled" and rec["status"] == 200 and rec["message_id"]
+    assert aws.messages() == [], "a stalled answer is not counted as a confirmed send"
+
+
 # ---- Okta mock -----------------------------------------------------------------------------------
 def verify(okta, token, **kw):
     key = jwt.PyJWKClient(okta.jwks_uri, cache_keys=False, cache_jwk_set=False).get_signing_key_from_jwt(token)

@@ -21,8 +21,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import AKID, AWS_SECRET
-from helpers import (ROOT, SMS_FIXTURE, TEMPLATES, VOICE_FIXTURE, assert_clean_request, assert_successful,
-                     digits_subsequence, expected_sms_body, mp, variant)
+from helpers import (ROOT, SMS_FIXTURE, TEMPLATES, VOICE_FIXTURE, assert_clean_request, assert_delivery_error,
+                     assert_successful, digits_subsequence, expected_sms_body, mp, variant)
 from mocks.aws import MockMessaging
 from mocks.dynamodb import DynamoDBProxy, MotoServer
 
@@ -334,13 +334,14 @@ def test_invalid_items_are_skipped_and_reported(sw, moto, stack):
     assert "fax" in reasons["fr-CA/fax"]
     assert "type N" in reasons["sv-SE/sms"]
     assert all(i["format"] == "own" for i in rep["invalidItems"])
-    # None of them is served.
-    body, text = sms_sent(sw, "it-IT")
-    assert "Il tuo codice" not in text
-    body, text = sms_sent(sw, "en-US")
-    assert "second en-US" not in text and "E2E baseline" not in text, "an ambiguous template is not served"
-    # With no SMS template along the chain, Okta's own rendered text is sent (telephony::resolve).
-    assert text == mp(body)["msgTemplate"]
+    # None of them is served. it-IT falls back to the default en-US, whose two SMS items are
+    # ambiguous and dropped: with no SMS template along the chain nothing is sent (never Okta's
+    # caller-supplied msgTemplate), and the answer is the error object NO_TEMPLATE (our configuration).
+    for locale in ("it-IT", "en-US"):
+        sw.aws.reset()
+        r = sw.post_telephony(variant(SMS_FIXTURE, locale=locale))
+        assert_delivery_error(r, "NO_TEMPLATE")
+        assert sw.aws.requests() == [], f"{locale}: sent without a published template"
     log = [l for l in sw.wait_for_log('"msg":"template-sync"') if '"invalid":9' in l]
     assert log, "the run's log line lists the invalid items"
 

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from helpers import (PHONE_ES, POOL_CA, POOL_DEFAULT, POOL_US, PREVIEW_FIXTURE, SMS_FIXTURE, VOICE_FIXTURE,
-                     assert_bad_request, assert_clean_request, assert_delivery_error, assert_successful,
-                     digits_subsequence, expected_sms_body, fixture_bytes, masked, mp,
-                     random_us_number, template, variant)
+                     answer_kind, assert_bad_request, assert_clean_request, assert_delivery_error, assert_failed,
+                     assert_pending, assert_successful, digits_subsequence, expected_sms_body, fixture_bytes,
+                     masked, mp, random_us_number, template, variant)
 
 
 @pytest.fixture
@@ -315,24 +315,38 @@ def _secret_message():
     return "mock-detail-" + uuid.uuid4().hex
 
 
+# name -> (scripted AWS error, answer shape, reason): `FAILED` for a deliberate per-destination
+# refusal (nobody else should send it), Okta's `error` object when the fault is ours (None = any reason).
 REFUSALS = {
     "opted_out": ({"type": "ConflictException", "body": {"Reason": "DESTINATION_PHONE_NUMBER_OPTED_OUT",
                                                           "ResourceType": "phone-number", "ResourceId": "+14155550123"}},
-                  "OPTED_OUT"),
+                  "FAILED", "OPTED_OUT"),
     "country_blocked": ({"type": "ValidationException", "body": {"Reason": "DESTINATION_COUNTRY_BLOCKED"}},
-                        "COUNTRY_BLOCKED"),
+                        "FAILED", "COUNTRY_BLOCKED"),
+    "not_verified_in_sandbox": ({"type": "ConflictException", "body": {"Reason": "DESTINATION_PHONE_NUMBER_NOT_VERIFIED",
+                                                                        "ResourceType": "phone-number",
+                                                                        "ResourceId": "+14155550123"}},
+                                "FAILED", "NOT_VERIFIED_IN_SANDBOX"),
+    "channel_not_enabled": ({"type": "ValidationException", "body": {"Reason": "CHANNEL_NOT_ENABLED"}},
+                            "FAILED", "CHANNEL_UNAVAILABLE"),
+    "invalid_destination": ({"type": "ValidationException",
+                             "body": {"Reason": "INVALID_PARAMETER",
+                                      "Fields": [{"Name": "DestinationPhoneNumber", "Message": "not a valid number"}]}},
+                            "FAILED", "INVALID_PHONE_NUMBER"),
+    "price_over_threshold": ({"type": "ValidationException", "body": {"Reason": "PRICE_OVER_THRESHOLD"}},
+                             "FAILED", "REJECTED"),
     "spend_limit": ({"type": "ServiceQuotaExceededException", "body": {"Reason": "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT"}},
-                    "SPEND_LIMIT_REACHED"),
-    "invalid_parameter": ({"type": "ValidationException", "body": {"Reason": "INVALID_PARAMETER"}}, None),
+                    "error", "SPEND_LIMIT_REACHED"),
+    "invalid_parameter": ({"type": "ValidationException", "body": {"Reason": "INVALID_PARAMETER"}}, "error", None),
     "resource_not_found": ({"type": "ResourceNotFoundException",
-                            "body": {"ResourceType": "pool", "ResourceId": "pool-us"}}, None),
-    "access_denied": ({"type": "AccessDeniedException", "body": {"Reason": "ACCOUNT_DISABLED"}}, None),
+                            "body": {"ResourceType": "pool", "ResourceId": "pool-us"}}, "error", None),
+    "access_denied": ({"type": "AccessDeniedException", "body": {"Reason": "ACCOUNT_DISABLED"}}, "error", None),
 }
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))
-def test_permanent_refusal_is_an_error_object_and_not_retried(w, name):
-    entry, reason = REFUSALS[name]
+def test_permanent_refusal_answer_and_not_retried(w, name):
+    entry, shape, reason = REFUSALS[name]
     secret = _secret_message()
     entry = json.loads(json.dumps(entry))
     entry["body"]["Message"] = secret + " arn:aws:sms-voice:us-east-1:111122223333:pool/pool-us"
@@ -340,10 +354,33 @@ def test_permanent_refusal_is_an_error_object_and_not_retried(w, name):
     body = variant(SMS_FIXTURE)
     t0 = time.monotonic()
     r = w.post_telephony(body)
-    assert_delivery_error(r, reason, secret_text=secret)
+    if shape == "FAILED":
+        assert_failed(r, reason, secret_text=secret)
+    else:
+        assert_delivery_error(r, reason, secret_text=secret)
     assert secret not in r.text
     assert len(w.aws.requests()) == 1, "a permanent refusal must not be retried"
     assert time.monotonic() - t0 < 2.5
+
+
+def test_account_blocked_is_an_error_object(w):
+    w.aws.script([{"type": "AccessDeniedException", "body": {"Reason": "ACCOUNT_DISABLED", "Message": "disabled"}}])
+    assert_delivery_error(w.post_telephony(variant(SMS_FIXTURE)), "ACCOUNT_BLOCKED", secret_text="disabled")
+    assert len(w.aws.requests()) == 1
+
+
+def test_2xx_without_a_message_id_is_pending_outcome_unknown_and_not_retried(w):
+    """AWS answered 200 but the answer has no MessageId: it may have sent the code. PENDING (not an
+    error object, which would have Okta send a second code), no retry, and the same answer again."""
+    w.aws.script([{"status": 200, "raw": '{"Unexpected": true}', "content_type": "application/x-amz-json-1.0"},
+                  {"ok": True}, {"ok": True}])
+    body = variant(SMS_FIXTURE)
+    r = w.post_telephony(body)
+    assert_pending(r, "OUTCOME_UNKNOWN")
+    assert len(w.aws.requests()) == 1, "an answer that may mean 'sent' must not be retried"
+    r2 = w.post_telephony(body)
+    assert (r2.status_code, r2.content) == (r.status_code, r.content)
+    assert len(w.aws.requests()) == 1
 
 
 def test_throttled_once_then_success(w):
@@ -392,7 +429,7 @@ def test_hang_past_the_deadline_is_a_timeout(hw):
     t0 = time.monotonic()
     r = hw.post_telephony(variant(SMS_FIXTURE))
     elapsed = time.monotonic() - t0
-    assert_delivery_error(r, "TIMEOUT")
+    assert_pending(r, "TIMEOUT")
     assert elapsed < 1.5 + 1.0, f"answered after {elapsed:.2f}s with DEADLINE_MS=1500"
     time.sleep(0.5)
     assert len(hw.aws.requests()) == 1, "no retry after a timeout"
@@ -403,8 +440,11 @@ def test_retries_stay_within_the_deadline(hw):
     t0 = time.monotonic()
     r = hw.post_telephony(variant(SMS_FIXTURE))
     elapsed = time.monotonic() - t0
-    body = assert_delivery_error(r, None)
-    assert body["error"]["errorCauses"][0]["reason"] in ("TIMEOUT", "PROVIDER_UNAVAILABLE"), body
+    kind = answer_kind(r)
+    if kind[0] == "PENDING":
+        assert_pending(r, "TIMEOUT")
+    else:
+        assert_delivery_error(r, "PROVIDER_UNAVAILABLE")
     assert elapsed < 1.5 + 1.0, f"answered after {elapsed:.2f}s with DEADLINE_MS=1500"
     time.sleep(0.5)
     assert len(hw.aws.requests()) == 2
@@ -427,7 +467,7 @@ def test_replay_of_a_failure_is_identical_and_not_resent(w):
                   {"ok": True}, {"ok": True}])
     body = variant(VOICE_FIXTURE)
     r1 = w.post_telephony(body)
-    assert_delivery_error(r1, "OPTED_OUT")
+    assert_failed(r1, "OPTED_OUT")
     r2 = w.post_telephony(body)
     assert (r2.status_code, r2.content) == (r1.status_code, r1.content)
     assert len(w.aws.requests()) == 1

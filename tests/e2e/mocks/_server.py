@@ -62,8 +62,13 @@ class Reply:
 
     def __init__(self, status: int, body: bytes | str | dict | list = b"", headers: dict | None = None,
                  content_type: str | None = None, abort: bool = False,
-                 extra_headers: list[tuple[str, str]] | None = None):
+                 extra_headers: list[tuple[str, str]] | None = None, stall_s: float = 0.0,
+                 stall_after: int | None = None):
         self.abort = abort
+        # A stalled body: status, headers (with the full Content-Length) and the first `stall_after`
+        # bytes of the body are sent, then nothing for `stall_s` seconds, then the rest.
+        self.stall_s = float(stall_s)
+        self.stall_after = stall_after
         self.extra_headers = list(extra_headers or [])
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
@@ -118,7 +123,14 @@ class LoopbackServer:
                     self.send_header("Content-Length", str(len(reply.body)))
                     self.end_headers()
                     if self.command != "HEAD":
-                        self.wfile.write(reply.body)
+                        if reply.stall_s > 0:
+                            cut = len(reply.body) // 2 if reply.stall_after is None else reply.stall_after
+                            self.wfile.write(reply.body[:cut])
+                            self.wfile.flush()
+                            time.sleep(reply.stall_s)
+                            self.wfile.write(reply.body[cut:])
+                        else:
+                            self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (e.g. the Worker's deadline passed)
 

@@ -8,7 +8,9 @@ Then it answers from a FIFO of scripted faults, or with success `{"MessageId": <
 
     aws = MockMessaging(access_key, secret_key, session_token=None)
     aws.script([{"type": "ThrottlingException"}, {"hang": 10}, {"status": 500, "raw": "<html>oops</html>"},
-                {"abort": True}, {"type": "ConflictException", "body": {"Reason": "..."}}])
+                {"abort": True}, {"type": "ConflictException", "body": {"Reason": "..."}},
+                {"delay": 0.3, "ok": True},    # sleep 0.3 s, then answer the rest of the entry as usual
+                {"stall_body": 10}])           # 200 + headers + half the body, then 10 s of silence
     aws.requests(); aws.messages(); aws.reset()
 """
 from __future__ import annotations
@@ -298,6 +300,18 @@ class MockMessaging(SigV4Mock):
         return self._answer(entry, rec, finish)
 
     def _answer(self, entry: dict | None, rec: dict, finish) -> Reply:
+        if entry is not None and "delay" in entry:
+            # Answer as the rest of the entry says, `delay` seconds late (so that copies overlap).
+            time.sleep(float(entry["delay"]))
+            entry = {k: v for k, v in entry.items() if k != "delay"} or None
+        if entry is not None and "stall_body" in entry:
+            # Accepted (a MessageId exists), but the answer's body stalls half way.
+            mid = entry.get("MessageId") or str(uuid.uuid4())
+            rec["message_id"] = mid
+            return finish(Reply(200, json.dumps({"MessageId": mid}).encode(),
+                                headers={"x-amzn-RequestId": str(uuid.uuid4())}, content_type=JSON_CT,
+                                stall_s=float(entry["stall_body"]), stall_after=entry.get("stall_after")),
+                          "stalled")
         if entry is None or entry.get("ok"):
             mid = (entry or {}).get("MessageId") or str(uuid.uuid4())
             rec["message_id"] = mid
