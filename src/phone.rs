@@ -20,7 +20,7 @@
 //! Dependency ranges under +44 are best-effort. Choices where no ISO code exists: Ascension (+247)
 //! → "SH" (its ISO parent), Kosovo (+383) → "XK" (the user-assigned code in common use).
 //! Non-geographic codes (international freephone +800, shared cost +808, Inmarsat +870, GMSS and
-//! international networks +881/+882/+883, +888, premium rate +979, trial +991) are assigned, so
+//! international networks +881/+882/+883, UPT +878, +888, premium rate +979, trial +991) are assigned, so
 //! they parse, but have no country: [`E164::country`] returns `None` for them.
 
 use std::fmt;
@@ -238,7 +238,7 @@ static CODES: &[(&str, &str)] = &[
 
 /// Assigned calling codes that belong to no country (freephone, shared cost, satellite and
 /// international networks, premium rate, trial), sorted.
-static NON_GEOGRAPHIC: &[&str] = &["800", "808", "870", "881", "882", "883", "888", "979", "991"];
+static NON_GEOGRAPHIC: &[&str] = &["800", "808", "870", "878", "881", "882", "883", "888", "979", "991"];
 
 /// NANP (+1) area codes outside the US, sorted: all Canadian ones (including non-geographic 600
 /// and 622) and the Caribbean/Pacific members. Any other area code is "US".

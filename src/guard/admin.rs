@@ -178,14 +178,14 @@ mod tests {
         let hit = r#"{"op":"hit","windows":[{"name":"w:3600","max":1,"per_s":3600}]}"#;
         for object in prefix_objects("+1415555", 4).iter().chain([&replay::object_name("+14155550123")]) {
             block_on(crate::edge::Durable::call(&ledger, object, hit.into(), 100)).unwrap();
-            tripped.remember(object, 1_000_000, 60_000);
+            tripped.remember(object, crate::guard::Scope::All, 1_000_000, 60_000);
         }
         let h = block_on(release(Some(&bearer()), secret(), &cfg, &ledger, &tripped, br#"{"prefix":"+1415555"}"#));
         assert_eq!(h.answer.status, 200, "{}", h.answer.body);
         assert!(h.answer.body.contains(r#""objects":4"#));
         for object in prefix_objects("+1415555", 4) {
             assert!(ledger.objects.borrow()[&object].counters.borrow().is_empty(), "{object}");
-            assert!(!tripped.is_tripped(&object, 1_000_001));
+            assert!(!tripped.is_tripped(&object, true, 1_000_001));
         }
         let number = replay::object_name("+14155550123");
         assert!(!ledger.objects.borrow()[&number].counters.borrow().is_empty());

@@ -178,20 +178,41 @@ pub fn checks(cfg: &GuardConfig, phone: &E164, user_id: Option<&str>, request_ty
     .collect()
 }
 
+/// Which requests a tripped window refuses: all of them, or only enrolments (`e:` windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    All,
+    Enrollment,
+}
+
+impl Scope {
+    /// The scope of a window by its name (`w:600`, `e:3600`).
+    pub fn of(window_name: &str) -> Scope {
+        if window_name.starts_with("e:") {
+            Scope::Enrollment
+        } else {
+            Scope::All
+        }
+    }
+}
+
 /// Keys this isolate saw trip, until when it refuses them itself: data only (timestamps).
 #[derive(Default)]
 pub struct Tripped {
-    until: RefCell<HashMap<String, u64>>,
+    until: RefCell<HashMap<(String, Scope), u64>>,
 }
 
 impl Tripped {
     const MAX: usize = 4096;
 
-    pub fn is_tripped(&self, object: &str, now_ms: u64) -> bool {
-        self.until.borrow().get(object).is_some_and(|&t| t > now_ms)
+    /// Whether `object` is refused here for a request (an enrolment when `enrollment`).
+    pub fn is_tripped(&self, object: &str, enrollment: bool, now_ms: u64) -> bool {
+        let until = self.until.borrow();
+        let hit = |scope| until.get(&(object.to_string(), scope)).is_some_and(|&t| t > now_ms);
+        hit(Scope::All) || (enrollment && hit(Scope::Enrollment))
     }
 
-    pub fn remember(&self, object: &str, now_ms: u64, retry_after_ms: u64) {
+    pub fn remember(&self, object: &str, scope: Scope, now_ms: u64, retry_after_ms: u64) {
         let mut m = self.until.borrow_mut();
         if m.len() >= Self::MAX {
             m.retain(|_, t| *t > now_ms);
@@ -199,11 +220,11 @@ impl Tripped {
                 m.clear();
             }
         }
-        m.insert(object.to_string(), now_ms + retry_after_ms.min(TRIP_MEMORY_MS));
+        m.insert((object.to_string(), scope), now_ms + retry_after_ms.min(TRIP_MEMORY_MS));
     }
 
     pub fn forget(&self, object: &str) {
-        self.until.borrow_mut().remove(object);
+        self.until.borrow_mut().retain(|(o, _), _| o != object);
     }
 }
 
@@ -370,11 +391,15 @@ mod tests {
     #[test]
     fn tripped_keys_are_remembered_briefly() {
         let t = Tripped::default();
-        t.remember("cc:LV:0", 1_000, 600_000);
-        assert!(t.is_tripped("cc:LV:0", 1_000 + TRIP_MEMORY_MS - 1));
-        assert!(!t.is_tripped("cc:LV:0", 1_000 + TRIP_MEMORY_MS));
-        t.remember("cc:LV:0", 1_000, 600_000);
+        t.remember("cc:LV:0", Scope::All, 1_000, 600_000);
+        assert!(t.is_tripped("cc:LV:0", false, 1_000 + TRIP_MEMORY_MS - 1));
+        assert!(!t.is_tripped("cc:LV:0", false, 1_000 + TRIP_MEMORY_MS));
+        t.remember("cc:LV:0", Scope::All, 1_000, 600_000);
         t.forget("cc:LV:0");
-        assert!(!t.is_tripped("cc:LV:0", 1_001));
+        assert!(!t.is_tripped("cc:LV:0", true, 1_001));
+        // An enrolment window that tripped refuses enrolments only.
+        t.remember("pfx:+3247012:0", Scope::of("e:3600"), 1_000, 600_000);
+        assert!(t.is_tripped("pfx:+3247012:0", true, 1_001));
+        assert!(!t.is_tripped("pfx:+3247012:0", false, 1_001));
     }
 }

@@ -52,7 +52,7 @@ const NANP_TOLL_FREE: &[(&str, &str)] = &[
 /// (`resources/PhoneNumberMetadata.xml`, as shipped in the PyPI package `phonenumbers` 9.0.43;
 /// `tests/e2e/test_guard_ranges.py` checks every prefix against it). Countries: those Okta's
 /// toll-fraud guidance names most (support.okta.com, "How to mitigate toll fraud when using Okta
-/// for voice authentication", citing Twilio: Latvia, Lithuania, Estonia, Cuba, Maldives, Tunisia,
+/// for voice authentication", citing Twilio: Latvia, Lithuania, Estonia, Cuba, Tunisia,
 /// …) and large European markets. Sorted by prefix.
 const NATIONAL_PREMIUM: &[(&str, &str)] = &[
     ("21688", "TN premium rate 88"),
@@ -134,7 +134,6 @@ const NATIONAL_PREMIUM: &[(&str, &str)] = &[
     ("499005", "DE premium 137[7-9]/900[135]/9009, shared cost 137[1-6]/138/180"),
     ("499009", "DE premium 137[7-9]/900[135]/9009, shared cost 137[1-6]/138/180"),
     ("53807", "CU shared cost 807"),
-    ("960900", "MV premium rate 900"),
 ];
 
 /// Why `e164` (with '+') may not receive an OTP on `channel`, if it may not.

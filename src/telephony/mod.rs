@@ -284,11 +284,12 @@ where
     let cfg = &iso.config;
     let enforce = cfg.guard.mode == Mode::Enforce;
     let checks = guard::checks(&cfg.guard, &req.phone, req.user_id.as_deref(), &req.request_type);
+    let enrollment = req.request_type == guard::ENROLLMENT;
     let now = edge.clock.now_ms();
     let timeout = replay::slice(now, deadline_ms);
     let hit = |check: Check| {
         let request = ledger_proto::Request::Hit { windows: check.windows.clone() };
-        let tripped = iso.tripped.is_tripped(&check.object, now);
+        let tripped = iso.tripped.is_tripped(&check.object, enrollment, now);
         async move {
             if tripped {
                 return Ok(Reply::Limited { limit: guard::window::Limit::remembered() });
@@ -304,7 +305,8 @@ where
             Ok(Reply::Counted) => {}
             Ok(Reply::Limited { limit }) => {
                 if limit.retry_after_ms > 0 {
-                    iso.tripped.remember(&check.object, edge.clock.now_ms(), limit.retry_after_ms);
+                    let scope = guard::Scope::of(&limit.name);
+                    iso.tripped.remember(&check.object, scope, edge.clock.now_ms(), limit.retry_after_ms);
                 }
                 if limit.first && matches!(check.kind, KeyKind::Prefix | KeyKind::Country) {
                     alerts.push(format!(
