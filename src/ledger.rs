@@ -18,8 +18,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::edge::Clock;
+use crate::edge::{Clock, Durable, DurableError};
 use crate::guard::window::{self, Counter, Limit, Window};
+
+/// The client side: one request to one ledger object and its reply; the object's own refusals are errors.
+pub async fn call<D: Durable>(ledger: &D, object: &str, request: &Request, timeout_ms: u64) -> Result<Reply, String> {
+    let body = serde_json::to_string(request).map_err(|e| e.to_string())?;
+    let text = ledger.call(object, body, timeout_ms).await.map_err(|e| match e {
+        DurableError::Timeout => format!("no reply within {timeout_ms} ms"),
+        DurableError::Unavailable(e) => e,
+    })?;
+    match serde_json::from_str::<Reply>(&text) {
+        Ok(Reply::Error { reason }) => Err(format!("the object refused: {reason:?}")),
+        Ok(reply) => Ok(reply),
+        Err(_) => Err("the object's reply is not the ledger protocol".into()),
+    }
+}
 
 /// Most records one object keeps; beyond it the ones expiring first are dropped.
 pub const MAX_RECORDS: usize = 256;

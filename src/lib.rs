@@ -10,6 +10,7 @@ pub mod config;
 pub mod edge;
 pub mod events;
 pub mod guard;
+pub mod http;
 pub mod inflight;
 pub mod ledger;
 pub mod locale;

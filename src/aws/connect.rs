@@ -120,6 +120,46 @@ pub fn search_users(
     json_body("POST", format!("{endpoint}/search-users"), &body)
 }
 
+/// Largest `ListUsers` page (`MaxResults`, per the model).
+pub const MAX_LIST_RESULTS: u32 = 1000;
+
+/// `GET /users-summary/{InstanceId}` (`ListUsers`): every user's id and username, a page at a time.
+pub fn list_users(endpoint: &str, instance_id: &str, max_results: u32, next: Option<&str>) -> HttpRequest {
+    debug_assert!(is_resource_id(instance_id));
+    let mut url =
+        format!("{endpoint}/users-summary/{instance_id}?maxResults={}", max_results.clamp(1, MAX_LIST_RESULTS));
+    if let Some(t) = next {
+        url.push_str("&nextToken=");
+        url.push_str(&crate::http::percent_encode(t, false));
+    }
+    HttpRequest { method: "GET", url, headers: vec![], body: vec![] }
+}
+
+/// One user of a `ListUsers` page.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UserSummary {
+    pub id: String,
+    pub username: String,
+}
+
+/// A `ListUsers` answer.
+pub fn parse_list(resp: &HttpResponse) -> Result<(Vec<UserSummary>, Option<String>), AwsError> {
+    ok_or_error(resp)?;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Out {
+        #[serde(default)]
+        user_summary_list: Vec<UserSummary>,
+        next_token: Option<String>,
+    }
+    let out: Out = serde_json::from_slice(&resp.body).map_err(|_| malformed(resp, "ListUsers"))?;
+    if out.user_summary_list.iter().any(|u| !is_resource_id(&u.id)) {
+        return Err(malformed(resp, "ListUsers"));
+    }
+    Ok((out.user_summary_list, out.next_token.filter(|t| !t.is_empty())))
+}
+
 /// `PUT /users/{InstanceId}`: a soft-phone agent with the given profiles and tags.
 pub fn create_user(endpoint: &str, instance_id: &str, u: &NewUser<'_>) -> HttpRequest {
     debug_assert!(is_resource_id(instance_id));

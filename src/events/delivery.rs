@@ -13,6 +13,7 @@ pub const MAX_EVENTS: usize = 1000;
 const MEMBERSHIP_APP: &[&str] = &["application.user_membership.add", "application.user_membership.remove"];
 const MEMBERSHIP_GROUP: &[&str] = &["group.user_membership.add", "group.user_membership.remove"];
 const USER_EVENTS: &[&str] = &[
+    "user.lifecycle.activate",
     "user.lifecycle.deactivate",
     "user.lifecycle.suspend",
     "user.lifecycle.unsuspend",
@@ -277,7 +278,7 @@ mod tests {
             event("user.lifecycle.suspend", "DENY", json!([user()])),
             json!({"uuid": "x", "eventType": "user.lifecycle.suspend", "target": [user()]}),
             event("user.session.start", "SUCCESS", json!([user()])),
-            event("user.lifecycle.activate", "SUCCESS", json!([user()])),
+            event("user.account.lock", "SUCCESS", json!([user()])),
             event("user.lifecycle.suspend", "SUCCESS", json!([{"id": "0uaAPPUSER", "type": "AppUser"}])),
             event("user.lifecycle.suspend", "SUCCESS", Value::Null),
         ]);

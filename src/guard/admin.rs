@@ -45,7 +45,7 @@ pub async fn status<D: Durable>(
     if let Some(refused) = refuse(authorization, admin) {
         return refused;
     }
-    let stored = match replay::call(ledger, STATUS_OBJECT, &Request::Counters, CALL_TIMEOUT_MS).await {
+    let stored = match crate::ledger::call(ledger, STATUS_OBJECT, &Request::Counters, CALL_TIMEOUT_MS).await {
         Ok(Reply::Counters { counters }) => counters,
         Ok(_) | Err(_) => {
             return plain(answer::plain_error(503, "The guard's status object did not answer", "GUARD_UNAVAILABLE"))
@@ -119,7 +119,7 @@ pub async fn release<D: Durable>(
         _ => return bad(r#"give exactly one of "number" and "prefix""#),
     };
     for object in &objects {
-        match replay::call(ledger, object, &Request::Release, CALL_TIMEOUT_MS).await {
+        match crate::ledger::call(ledger, object, &Request::Release, CALL_TIMEOUT_MS).await {
             Ok(Reply::Ok) => tripped.forget(object),
             _ => return plain(answer::plain_error(503, "A guard object did not answer", "GUARD_UNAVAILABLE")),
         }

@@ -204,15 +204,7 @@ pub fn next_link(resp: &HttpResponse) -> Option<String> {
 }
 
 fn form_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::http::percent_encode(s, true)
 }
 
 impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
@@ -392,6 +384,18 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
         Ok(self.get(&url).await?.is_some())
     }
 
+    /// `GET /api/v1/groups/{id}`: whether the group exists. Checked before any deletion, because
+    /// a member listing or a membership check cannot tell a missing group from a non-member.
+    pub async fn group_exists(&self, group_id: &str) -> Result<bool, OktaError> {
+        Ok(self.get(&format!("{}/api/v1/groups/{group_id}", self.cfg.org_url)).await?.is_some())
+    }
+
+    /// `GET /api/v1/apps/{id}`: whether the app exists. Okta answers 404 for a missing app as for a
+    /// missing assignment, so [`Self::is_assigned`] alone never proves "not assigned".
+    pub async fn app_exists(&self, app_id: &str) -> Result<bool, OktaError> {
+        Ok(self.get(&format!("{}/api/v1/apps/{app_id}", self.cfg.org_url)).await?.is_some())
+    }
+
     /// Every page of a listing, from `first`; `None` when the first page is a 404.
     async fn pages(&self, first: String) -> Result<Option<Vec<Value>>, OktaError> {
         let mut items = Vec::new();
@@ -421,7 +425,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// The ids of the user's groups (`GET /api/v1/users/{id}/groups`); `None` when the user is
     /// unknown.
     pub async fn group_ids(&self, user_id: &str) -> Result<Option<Vec<String>>, OktaError> {
-        let url = format!("{}/api/v1/users/{user_id}/groups?limit=200", self.cfg.org_url);
+        let url = format!("{}/api/v1/users/{user_id}/groups", self.cfg.org_url);
         let Some(items) = self.pages(url).await? else { return Ok(None) };
         items
             .iter()
@@ -433,7 +437,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// The members of a group (`GET /api/v1/groups/{id}/users`). A 404 is an error: a configured
     /// group must exist.
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<OktaUser>, OktaError> {
-        let url = format!("{}/api/v1/groups/{group_id}/users?limit=1000", self.cfg.org_url);
+        let url = format!("{}/api/v1/groups/{group_id}/users?limit=200", self.cfg.org_url);
         let items = self.pages(url).await?.ok_or(OktaError::Malformed("a configured group does not exist"))?;
         items.into_iter().map(|v| user_from(v).ok_or(OktaError::Malformed("group member"))).collect()
     }

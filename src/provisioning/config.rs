@@ -35,6 +35,7 @@ pub const SETTINGS: &[&str] = &[
     "RECONCILE_CRON",
     "RECONCILE_CONNECT_RPS",
     "RECONCILE_MAX_DELETES",
+    "PROVISIONING_MAX_DELETES_PER_HOUR",
 ];
 
 pub const DEFAULT_RECONCILE_CRON: &str = "17 3 * * *";
@@ -47,6 +48,10 @@ pub struct ConnectConfig {
     pub endpoint: String,
     pub aws: Credentials,
 }
+
+/// Default of `PROVISIONING_MAX_DELETES_PER_HOUR`: well above a normal hour's offboarding, far
+/// below what one misconfiguration (a deleted app or group) would delete.
+pub const DEFAULT_MAX_DELETES_PER_HOUR: u64 = 100;
 
 #[derive(Clone, Debug)]
 pub struct ProvisioningConfig {
@@ -66,6 +71,9 @@ pub struct ProvisioningConfig {
     pub reconcile_rps: u32,
     /// A reconciliation planning more deletions than this holds them all back (and alerts).
     pub reconcile_max_deletes: u32,
+    /// `PROVISIONING_MAX_DELETES_PER_HOUR`: Connect users deleted in any rolling hour, by the
+    /// consumer and the reconciliation together (counted in one Durable Object); more are held.
+    pub max_deletes_per_hour: u64,
 }
 
 fn id_list(get: &impl Fn(&str) -> Option<String>, setting: &'static str) -> Result<Vec<String>, ConfigError> {
@@ -166,6 +174,13 @@ impl ProvisioningConfig {
             retry_base_s: number(&get, "PROVISIONING_RETRY_SECONDS", 30, 0, 3600)? as u32,
             reconcile_rps: number(&get, "RECONCILE_CONNECT_RPS", 5, 1, 100)? as u32,
             reconcile_max_deletes: number(&get, "RECONCILE_MAX_DELETES", 50, 0, 100_000)? as u32,
+            max_deletes_per_hour: number(
+                &get,
+                "PROVISIONING_MAX_DELETES_PER_HOUR",
+                DEFAULT_MAX_DELETES_PER_HOUR,
+                0,
+                100_000,
+            )?,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::config::ConnectConfig;
 use super::mapping::Desired;
-use crate::aws::connect::{self as api, ConnectUser, NewUser, Search};
+use crate::aws::connect::{self as api, ConnectUser, NewUser, Search, UserSummary};
 use crate::aws::error::{AwsError, RetryClass};
 use crate::aws::sign::sign;
 use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
@@ -83,6 +83,11 @@ pub fn is_managed(u: &ConnectUser) -> bool {
     u.tags.get(MANAGED_TAG).map(String::as_str) == Some(MANAGED_VALUE)
 }
 
+/// The Okta user a managed user belongs to (its `oktaUserId` tag).
+pub fn owner(u: &ConnectUser) -> Option<&str> {
+    u.tags.get(OKTA_USER_TAG).map(String::as_str)
+}
+
 /// One difference between a Connect user and its desired state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -120,6 +125,17 @@ pub fn diff(desired: &Desired, existing: &ConnectUser) -> Vec<Change> {
         out.push(Change::IdentityInfo);
     }
     out
+}
+
+/// A listing that does not end within [`MAX_SEARCH_PAGES`].
+fn too_many_pages(op: &str) -> CallError {
+    CallError::Aws(AwsError {
+        status: 200,
+        code: api::MALFORMED_RESPONSE.into(),
+        message: Some(format!("more {op} pages than the bound")),
+        reason: None,
+        request_id: None,
+    })
 }
 
 /// Signed calls to one Connect instance, counted, optionally paced.
@@ -216,13 +232,24 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
                 return Ok(users);
             }
         }
-        Err(CallError::Aws(AwsError {
-            status: 200,
-            code: api::MALFORMED_RESPONSE.into(),
-            message: Some("more SearchUsers pages than the bound".into()),
-            reason: None,
-            request_id: None,
-        }))
+        Err(too_many_pages("SearchUsers"))
+    }
+
+    /// Every user of the instance, managed or not: id and username (`ListUsers`, all pages).
+    pub async fn list_all(&self) -> Result<Vec<UserSummary>, CallError> {
+        let mut users = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_SEARCH_PAGES {
+            let req =
+                api::list_users(&self.cfg.endpoint, &self.cfg.instance_id, api::MAX_LIST_RESULTS, next.as_deref());
+            let (page, token) = api::parse_list(&self.call(req).await?).map_err(CallError::Aws)?;
+            users.extend(page);
+            next = token;
+            if next.is_none() {
+                return Ok(users);
+            }
+        }
+        Err(too_many_pages("ListUsers"))
     }
 
     pub async fn create(&self, d: &Desired) -> Result<Created, CallError> {

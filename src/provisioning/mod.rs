@@ -20,6 +20,7 @@ pub mod config;
 pub mod connect;
 pub mod mapping;
 pub mod reconcile;
+pub mod safety;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,13 +30,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::config::ConfigError;
-use crate::edge::{Clock, Http};
+use crate::edge::{Clock, Durable, Http};
 use crate::events::delivery::QueueMessage;
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{is_okta_id, OktaApi, OktaError, OktaUser, Session};
 use config::ProvisioningConfig;
-use connect::{diff, is_managed, CallError, Connect, Created, OKTA_USER_TAG};
+use connect::{diff, is_managed, owner, CallError, Connect, Created, OKTA_USER_TAG};
 use mapping::{desired, has_access_status, Desired, Unprovisionable};
+use safety::{DeleteGate, Deletions, Held, SourcesCache};
 
 /// Users converged concurrently within one batch.
 pub const CONCURRENCY: usize = 4;
@@ -46,14 +48,18 @@ pub const MAX_OKTA_WAIT_MS: u64 = 5_000;
 pub const MAX_RETRY_DELAY_S: u64 = 3600;
 
 /// The edge services provisioning uses.
-pub struct Edge<'a, H, C, S: RsaSigner> {
+pub struct Edge<'a, H, C, S: RsaSigner, D> {
     pub http: &'a H,
     pub clock: &'a C,
     pub signer: &'a S,
     pub session: &'a Session<S::PrivateKey>,
+    /// The ledger objects (`OTP_LEDGER`): the deletion budget lives in one.
+    pub ledger: &'a D,
+    /// Isolate memory of the configured groups' and apps' existence.
+    pub sources: &'a SourcesCache,
 }
 
-impl<H: Http, C: Clock, S: RsaSigner> Edge<'_, H, C, S> {
+impl<H: Http, C: Clock, S: RsaSigner, D: Durable> Edge<'_, H, C, S, D> {
     /// An Okta client for one unit of work, waiting at most `max_wait_ms` for a rate-limit reset.
     pub fn okta<'b>(&'b self, cfg: &'b crate::okta::OktaApiConfig, max_wait_ms: u64) -> OktaApi<'b, H, C, S> {
         OktaApi {
@@ -74,6 +80,8 @@ pub enum Failure {
     Okta(OktaError),
     Connect(CallError),
     Unprovisionable(Unprovisionable),
+    /// A deletion did not pass the safety checks (see [`safety`]): retried later.
+    Held(Held),
 }
 
 impl Failure {
@@ -82,6 +90,7 @@ impl Failure {
             Failure::Okta(e) => e.reason(),
             Failure::Connect(e) => e.reason(),
             Failure::Unprovisionable(u) => u.reason(),
+            Failure::Held(h) => h.reason(),
         }
     }
 
@@ -90,13 +99,15 @@ impl Failure {
             Failure::Okta(e) => e.is_transient(),
             Failure::Connect(e) => e.is_transient(),
             Failure::Unprovisionable(_) => false,
+            Failure::Held(_) => true,
         }
     }
 
-    /// The earliest time a retry can succeed (an Okta rate-limit reset).
-    fn not_before_ms(&self) -> Option<u64> {
+    /// The earliest time a retry can succeed (an Okta rate-limit reset, a hold's end).
+    fn not_before_ms(&self, now_ms: u64) -> Option<u64> {
         match self {
             Failure::Okta(OktaError::RateLimited { reset_ms }) => Some(*reset_ms),
+            Failure::Held(h) => Some(now_ms + h.retry_after_ms()),
             _ => None,
         }
     }
@@ -108,6 +119,7 @@ impl fmt::Display for Failure {
             Failure::Okta(e) => e.fmt(f),
             Failure::Connect(e) => e.fmt(f),
             Failure::Unprovisionable(u) => u.fmt(f),
+            Failure::Held(h) => write!(f, "deletion held: {h}"),
         }
     }
 }
@@ -115,6 +127,12 @@ impl fmt::Display for Failure {
 impl From<OktaError> for Failure {
     fn from(e: OktaError) -> Self {
         Failure::Okta(e)
+    }
+}
+
+impl From<Held> for Failure {
+    fn from(h: Held) -> Self {
+        Failure::Held(h)
     }
 }
 
@@ -129,8 +147,11 @@ impl From<CallError> for Failure {
 #[serde(rename_all = "camelCase")]
 pub struct Converged {
     /// `created`, `updated`, `unchanged`, `deleted`, `absent` (no access, no managed user) or
-    /// `conflict` (a user we did not create holds the username: left alone).
+    /// `conflict` (another user holds the username: left alone, see `reason`).
     pub action: &'static str,
+    /// Why a conflict: [`UNMANAGED_USER_EXISTS`] or [`OWNED_BY_ANOTHER_OKTA_USER`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_user_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -139,6 +160,12 @@ pub struct Converged {
     #[serde(skip_serializing_if = "is_zero")]
     pub deleted: u32,
 }
+
+/// A conflict: a Connect user this Worker did not create holds the username.
+pub const UNMANAGED_USER_EXISTS: &str = "UNMANAGED_USER_EXISTS";
+/// A conflict: a managed user holds the username, but its `oktaUserId` tag names another Okta user
+/// (a login or e-mail reused): it is that user's, and is never updated or deleted on this one's behalf.
+pub const OWNED_BY_ANOTHER_OKTA_USER: &str = "OWNED_BY_ANOTHER_OKTA_USER";
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -176,16 +203,19 @@ pub async fn access<H: Http, C: Clock, S: RsaSigner>(
 }
 
 /// Makes Connect match `target` for Okta user `okta_user_id`: `Some` = this user should exist,
-/// `None` = no managed user of theirs should.
-pub async fn converge<H: Http, C: Clock>(
+/// `None` = no managed user of theirs should. Only users tagged with `okta_user_id` are ever
+/// written to or deleted; each deletion first passes `gate`.
+pub async fn converge<H: Http, C: Clock, G: DeleteGate>(
     connect: &Connect<'_, H, C>,
+    gate: &G,
     okta_user_id: &str,
     target: Option<&Desired>,
-) -> Result<Converged, CallError> {
+) -> Result<Converged, Failure> {
     let Some(d) = target else {
         let ours: Vec<_> =
             connect.find_by_tag(OKTA_USER_TAG, okta_user_id).await?.into_iter().filter(is_managed).collect();
         for u in &ours {
+            gate.allow().await?;
             connect.delete(&u.id).await?;
         }
         let action = if ours.is_empty() { "absent" } else { "deleted" };
@@ -194,18 +224,31 @@ pub async fn converge<H: Http, C: Clock>(
     let mut deleted = 0;
     for round in 0..2 {
         if let Some(u) = connect.find_by_username(&d.username).await?.into_iter().next() {
-            if !is_managed(&u) {
-                return Ok(Converged { action: "conflict", connect_user_id: Some(u.id), ..Converged::default() });
+            let reason = if !is_managed(&u) {
+                Some(UNMANAGED_USER_EXISTS)
+            } else if owner(&u) != Some(okta_user_id) {
+                Some(OWNED_BY_ANOTHER_OKTA_USER)
+            } else {
+                None
+            };
+            if reason.is_some() {
+                return Ok(Converged {
+                    action: "conflict",
+                    reason,
+                    connect_user_id: Some(u.id),
+                    ..Converged::default()
+                });
             }
             let changes = diff(d, &u);
             connect.update(&u.id, d, &changes).await?;
             let action = if changes.is_empty() { "unchanged" } else { "updated" };
             let changes = changes.iter().map(|c| c.as_str()).collect();
-            return Ok(Converged { action, connect_user_id: Some(u.id), changes, deleted });
+            return Ok(Converged { action, connect_user_id: Some(u.id), changes, deleted, ..Converged::default() });
         }
         if round == 0 {
             // The Okta login may have changed: their managed user under the old name goes.
             for u in connect.find_by_tag(OKTA_USER_TAG, okta_user_id).await?.into_iter().filter(is_managed) {
+                gate.allow().await?;
                 connect.delete(&u.id).await?;
                 deleted += 1;
             }
@@ -219,14 +262,15 @@ pub async fn converge<H: Http, C: Clock>(
             Created::Exists => continue,
         }
     }
-    Err(CallError::Network("CreateUser answered 409 but SearchUsers does not find the user".into()))
+    Err(Failure::Connect(CallError::Network("CreateUser answered 409 but SearchUsers does not find the user".into())))
 }
 
 /// One user, end to end: Okta's state → the desired user → Connect.
-pub async fn provision_user<H: Http, C: Clock, S: RsaSigner>(
+pub async fn provision_user<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
     cfg: &ProvisioningConfig,
     okta: &OktaApi<'_, H, C, S>,
     connect: &Connect<'_, H, C>,
+    gate: &G,
     user_id: &str,
 ) -> Result<Converged, Failure> {
     let target = match access(cfg, okta, user_id).await? {
@@ -235,7 +279,7 @@ pub async fn provision_user<H: Http, C: Clock, S: RsaSigner>(
             Some(desired(&user, &groups, &cfg.mapping, cfg.username).map_err(Failure::Unprovisionable)?)
         }
     };
-    Ok(converge(connect, user_id, target.as_ref()).await?)
+    converge(connect, gate, user_id, target.as_ref()).await
 }
 
 /// One delivered queue message: its id, its body as JSON text and how often it was delivered.
@@ -301,8 +345,13 @@ struct Why<'a> {
 }
 
 impl<'a> Why<'a> {
-    fn of(f: &'a Failure) -> Self {
-        Why { reason: f.reason(), error: f.to_string(), transient: f.is_transient(), not_before_ms: f.not_before_ms() }
+    fn of(f: &'a Failure, now_ms: u64) -> Self {
+        Why {
+            reason: f.reason(),
+            error: f.to_string(),
+            transient: f.is_transient(),
+            not_before_ms: f.not_before_ms(now_ms),
+        }
     }
 }
 
@@ -338,9 +387,9 @@ struct UserLog<'a> {
 }
 
 /// Handles one batch of queue messages.
-pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
+pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     cfg: Result<&ProvisioningConfig, &ConfigError>,
-    edge: &Edge<'_, H, C, S>,
+    edge: &Edge<'_, H, C, S, D>,
     batch: &[Incoming],
 ) -> BatchOutcome {
     let mut out = BatchOutcome::default();
@@ -382,7 +431,8 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
             let started = edge.clock.now_ms();
             let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
             let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 0);
-            let result = provision_user(cfg, &okta, &connect, &user_id).await;
+            let gate = Deletions { cfg, okta: &okta, cache: edge.sources, ledger: edge.ledger, clock: edge.clock };
+            let result = provision_user(cfg, &okta, &connect, &gate, &user_id).await;
             let ms = edge.clock.now_ms().saturating_sub(started);
             (user_id, msgs, result, okta.calls.get(), connect.calls.get(), ms)
         })
@@ -391,6 +441,7 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
         .await;
 
     let now = edge.clock.now_ms();
+    let mut held: Vec<&'static str> = Vec::new();
     for (user_id, msgs, result, okta_calls, connect_calls, ms) in results {
         let max_attempt = msgs.iter().map(|(m, _)| m.attempts).max().unwrap_or(1);
         let mut log = UserLog {
@@ -411,9 +462,12 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
         match &result {
             Ok(c) => {
                 log.converged = Some(c);
-                if c.action == "conflict" {
+                if let Some(reason) = c.reason {
                     log.level = "warn";
-                    log.reason = Some("UNMANAGED_USER_EXISTS");
+                    out.alerts.push(format!(
+                        "provisioning conflict for Okta user {user_id}: {reason} (Connect user {}); nothing was changed in Connect",
+                        c.connect_user_id.as_deref().unwrap_or("?")
+                    ));
                 }
                 for (m, _) in &msgs {
                     out.dispositions.push((m.id.clone(), Disposition::Ack));
@@ -422,8 +476,14 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner>(
             Err(f) => {
                 log.reason = Some(f.reason());
                 log.error = Some(f.to_string());
+                if let Failure::Held(h) = f {
+                    if !held.contains(&h.reason()) {
+                        held.push(h.reason());
+                        out.alerts.push(format!("provisioning deletions held: {h}"));
+                    }
+                }
                 for (m, _) in &msgs {
-                    let d = dispose(cfg.max_attempts, cfg.retry_base_s, m, &Why::of(f), now);
+                    let d = dispose(cfg.max_attempts, cfg.retry_base_s, m, &Why::of(f, now), now);
                     match &d {
                         Disposition::Retry { delay_s } => {
                             log.level = "warn";

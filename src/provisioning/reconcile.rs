@@ -10,17 +10,19 @@
 //! members"), and a run planning more than `RECONCILE_MAX_DELETES` deletions holds all of them
 //! back and alerts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::config::ProvisioningConfig;
-use super::connect::{diff, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE, OKTA_USER_TAG};
+use super::connect::{diff, owner, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
 use super::mapping::{desired, has_access_status, Desired};
-use super::Edge;
-use crate::aws::connect::ConnectUser;
+use super::safety::{DeleteGate, Deletions};
+use super::{Edge, OWNED_BY_ANOTHER_OKTA_USER, UNMANAGED_USER_EXISTS};
+use crate::aws::connect::{ConnectUser, UserSummary};
 use crate::config::ConfigError;
-use crate::edge::{Clock, Http};
+use crate::edge::{Clock, Durable, Http};
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{OktaApi, OktaUser};
 use crate::sync::admin::{refuse, Gate, Handled};
@@ -114,10 +116,143 @@ impl ReconcileReport {
     }
 }
 
-enum Planned {
+/// One change of the plan.
+pub enum Planned {
     Create(Desired),
     Update(Desired, ConnectUser, Vec<Change>),
     Delete(ConnectUser),
+}
+
+/// Who holds a username in Connect.
+struct Holder {
+    id: String,
+    managed: bool,
+    /// A managed user's `oktaUserId` tag.
+    owner: Option<String>,
+}
+
+fn skipped(username: &str, okta_user_id: Option<&str>, connect_user_id: Option<&str>, reason: String) -> ChangeEntry {
+    ChangeEntry {
+        result: "skipped",
+        reason: Some(reason),
+        ..entry("skip", username, okta_user_id, connect_user_id, vec![])
+    }
+}
+
+/// The plan, from both sides' complete listings: pure. `all` is every Connect user (`ListUsers`),
+/// `managed` those carrying our `managedBy` tag. Ownership decides everything: a managed user is
+/// only ever updated or deleted for the Okta user its `oktaUserId` tag names. A username held by
+/// a user we did not create, or by another Okta user's managed user, is a conflict: reported and
+/// counted, and nothing is written for it; that Okta user's own users are left as they are. An
+/// Okta user with access who cannot be provisioned keeps their Connect users too.
+pub fn plan(
+    cfg: &ProvisioningConfig,
+    okta_users: &BTreeMap<String, (OktaUser, Vec<String>)>,
+    managed: Vec<ConnectUser>,
+    all: Vec<UserSummary>,
+    report: &mut ReconcileReport,
+) -> Vec<Planned> {
+    let mut holders: BTreeMap<String, Holder> =
+        all.into_iter().map(|u| (u.username, Holder { id: u.id, managed: false, owner: None })).collect();
+    let mut by_owner: BTreeMap<String, Vec<ConnectUser>> = BTreeMap::new();
+    for u in managed {
+        let own = owner(&u).map(String::from);
+        holders.insert(u.username.clone(), Holder { id: u.id.clone(), managed: true, owner: own.clone() });
+        match own {
+            Some(o) => by_owner.entry(o).or_default().push(u),
+            None => {
+                report.planned.conflict += 1;
+                report.push(skipped(
+                    &u.username,
+                    None,
+                    Some(&u.id),
+                    "CONFLICT: tagged managedBy without an oktaUserId tag: left alone".into(),
+                ));
+            }
+        }
+    }
+    // Desired users first, so that when two Okta users map to one username the one who owns its
+    // Connect user keeps it (else the first by id); the others are conflicts.
+    let mut wanted: Vec<(&String, Vec<ConnectUser>, Desired)> = Vec::new();
+    let mut claims: BTreeMap<String, &String> = BTreeMap::new();
+    for (id, (user, groups)) in okta_users {
+        let own = by_owner.remove(id).unwrap_or_default();
+        match desired(user, groups, &cfg.mapping, cfg.username) {
+            Ok(d) => {
+                let owns = holders.get(&d.username).is_some_and(|h| h.owner.as_deref() == Some(id.as_str()));
+                match claims.entry(d.username.clone()) {
+                    Entry::Vacant(v) => {
+                        v.insert(id);
+                    }
+                    Entry::Occupied(mut o) if owns => {
+                        o.insert(id);
+                    }
+                    Entry::Occupied(_) => {}
+                }
+                wanted.push((id, own, d));
+            }
+            Err(e) => {
+                report.planned.unprovisionable += 1;
+                report.push(skipped(&user.login, Some(id), None, format!("{}: {e}", e.reason())));
+            }
+        }
+    }
+    let mut plan = Vec::new();
+    for (id, own, d) in wanted {
+        if claims.get(&d.username) != Some(&id) {
+            report.planned.conflict += 1;
+            report.push(skipped(
+                &d.username,
+                Some(id),
+                None,
+                "CONFLICT: another Okta user maps to the same username".into(),
+            ));
+            continue;
+        }
+        match holders.get(&d.username) {
+            Some(h) if h.owner.as_deref() != Some(id.as_str()) => {
+                let why = match (&h.owner, h.managed) {
+                    (Some(other), true) => format!(
+                        "{OWNED_BY_ANOTHER_OKTA_USER}: the username's Connect user belongs to Okta user {other}"
+                    ),
+                    _ => {
+                        format!("{UNMANAGED_USER_EXISTS}: a Connect user this Worker did not create has this username")
+                    }
+                };
+                report.planned.conflict += 1;
+                report.push(skipped(&d.username, Some(id), Some(&h.id), format!("CONFLICT: {why}")));
+            }
+            Some(h) => {
+                for u in own {
+                    if u.id != h.id {
+                        plan.push(Planned::Delete(u)); // a leftover under an old username
+                        continue;
+                    }
+                    let changes = diff(&d, &u);
+                    if changes.is_empty() {
+                        report.planned.unchanged += 1;
+                    } else {
+                        plan.push(Planned::Update(d.clone(), u, changes));
+                    }
+                }
+            }
+            None => {
+                // New, or renamed in Okta: the user under the old name goes.
+                plan.extend(own.into_iter().map(Planned::Delete));
+                plan.push(Planned::Create(d));
+            }
+        }
+    }
+    // Managed users whose Okta user no longer has access.
+    plan.extend(by_owner.into_values().flatten().map(Planned::Delete));
+    for p in &plan {
+        match p {
+            Planned::Create(_) => report.planned.create += 1,
+            Planned::Update(..) => report.planned.update += 1,
+            Planned::Delete(_) => report.planned.delete += 1,
+        }
+    }
+    plan
 }
 
 /// Every Okta user with access, with the configured groups they are in (sorted by id).
@@ -140,10 +275,19 @@ async fn okta_side<H: Http, C: Clock, S: RsaSigner>(
     Ok(users)
 }
 
+/// What became of one change.
+enum Outcome {
+    Planned,
+    Done,
+    Held(String),
+    Conflict(String),
+    Failed(String),
+}
+
 /// Runs a reconciliation. `trigger` is `cron` or `admin`.
-pub async fn run<H: Http, C: Clock, S: RsaSigner>(
+pub async fn run<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     cfg: &ProvisioningConfig,
-    edge: &Edge<'_, H, C, S>,
+    edge: &Edge<'_, H, C, S, D>,
     dry_run: bool,
     trigger: &'static str,
 ) -> ReconcileReport {
@@ -155,14 +299,17 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner>(
     // Both sides, completely, before any change: a failed listing must never read as "no users".
     let listed = match okta_side(cfg, &okta).await {
         Ok(okta_users) => match connect.find_by_tag(MANAGED_TAG, MANAGED_VALUE).await {
-            Ok(managed) => Ok((okta_users, managed)),
+            Ok(managed) => match connect.list_all().await {
+                Ok(all) => Ok((okta_users, managed, all)),
+                Err(e) => Err(format!("listing Connect failed, nothing changed: {e}")),
+            },
             Err(e) => Err(format!("listing Connect failed, nothing changed: {e}")),
         },
         Err(e) => Err(format!("listing Okta failed, nothing changed: {e}")),
     };
     report.okta.calls = okta.calls.get();
     report.connect.calls = connect.calls.get();
-    let (okta_users, managed) = match listed {
+    let (okta_users, managed, all) = match listed {
         Ok(both) => both,
         Err(e) => {
             report.error = Some(e);
@@ -170,151 +317,104 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner>(
             return report;
         }
     };
+    // Every configured group and app was just listed (a missing one fails the listing).
+    edge.sources.confirm(edge.clock.now_ms());
     report.okta.users = okta_users.len() as u32;
     report.connect.users = managed.len() as u32;
 
-    // Plan.
-    let mut existing: BTreeMap<String, ConnectUser> = BTreeMap::new();
-    let mut plan = Vec::new();
-    for u in managed {
-        if existing.contains_key(&u.username) {
-            plan.push(Planned::Delete(u)); // a managed duplicate (cannot normally happen)
-        } else {
-            existing.insert(u.username.clone(), u);
-        }
-    }
-    let mut wanted = BTreeSet::new();
-    for (id, (user, groups)) in &okta_users {
-        let d = match desired(user, groups, &cfg.mapping, cfg.username) {
-            Ok(d) => d,
-            Err(e) => {
-                report.planned.unprovisionable += 1;
-                report.push(ChangeEntry {
-                    action: "skip",
-                    username: user.login.clone(),
-                    okta_user_id: Some(id.clone()),
-                    connect_user_id: None,
-                    fields: vec![],
-                    result: "skipped",
-                    reason: Some(format!("{}: {e}", e.reason())),
-                });
-                continue;
-            }
-        };
-        if !wanted.insert(d.username.clone()) {
-            report.planned.conflict += 1;
-            report.push(ChangeEntry {
-                action: "skip",
-                username: d.username,
-                okta_user_id: Some(id.clone()),
-                connect_user_id: None,
-                fields: vec![],
-                result: "skipped",
-                reason: Some("CONFLICT: another Okta user maps to the same username".into()),
-            });
-            continue;
-        }
-        match existing.get(&d.username) {
-            Some(u) => {
-                let changes = diff(&d, u);
-                if changes.is_empty() {
-                    report.planned.unchanged += 1;
-                } else {
-                    plan.push(Planned::Update(d, u.clone(), changes));
-                }
-            }
-            None => plan.push(Planned::Create(d)),
-        }
-    }
-    for (name, u) in existing {
-        if !wanted.contains(&name) {
-            plan.push(Planned::Delete(u));
-        }
-    }
-    for p in &plan {
-        match p {
-            Planned::Create(_) => report.planned.create += 1,
-            Planned::Update(..) => report.planned.update += 1,
-            Planned::Delete(_) => report.planned.delete += 1,
-        }
-    }
+    let plan = plan(cfg, &okta_users, managed, all, &mut report);
     let hold_deletes = report.planned.delete > cfg.reconcile_max_deletes;
-    if hold_deletes {
-        report.deletes_held = report.planned.delete;
-    }
+    let gate = Deletions { cfg, okta: &okta, cache: edge.sources, ledger: edge.ledger, clock: edge.clock };
+    // The first hold of the budget or the sources: every later deletion is held without asking.
+    let mut held: Option<String> = hold_deletes.then(|| {
+        format!(
+            "more deletions than RECONCILE_MAX_DELETES ({}); check the Okta groups and apps, then raise the limit",
+            cfg.reconcile_max_deletes
+        )
+    });
 
     // Apply (or list) each change.
     for p in plan {
         let (mut entry, outcome) = match p {
             Planned::Create(d) => {
                 let entry = entry("create", &d.username, Some(&d.okta_user_id), None, vec![]);
-                let outcome = if dry_run { None } else { Some(connect.create(&d).await) };
-                match outcome {
-                    Some(Ok(Created::New(id))) => {
-                        report.applied.create += 1;
-                        (ChangeEntry { connect_user_id: Some(id), ..entry }, Ok("done"))
+                if dry_run {
+                    (entry, Outcome::Planned)
+                } else {
+                    match connect.create(&d).await {
+                        Ok(Created::New(id)) => {
+                            report.applied.create += 1;
+                            (ChangeEntry { connect_user_id: Some(id), ..entry }, Outcome::Done)
+                        }
+                        Ok(Created::Exists) => {
+                            report.applied.conflict += 1;
+                            (
+                                entry,
+                                Outcome::Conflict(format!(
+                                    "CONFLICT: {UNMANAGED_USER_EXISTS}: CreateUser answered 409"
+                                )),
+                            )
+                        }
+                        Err(e) => (entry, Outcome::Failed(format!("{}: {e}", e.reason()))),
                     }
-                    Some(Ok(Created::Exists)) => {
-                        report.applied.conflict += 1;
-                        (entry, Err("CONFLICT: a Connect user we did not create has this username".to_string()))
-                    }
-                    Some(Err(e)) => (entry, Err(format!("{}: {e}", e.reason()))),
-                    None => (entry, Ok("planned")),
                 }
             }
             Planned::Update(d, u, changes) => {
                 let fields = changes.iter().map(Change::as_str).collect();
                 let entry = entry("update", &d.username, Some(&d.okta_user_id), Some(&u.id), fields);
                 if dry_run {
-                    (entry, Ok("planned"))
+                    (entry, Outcome::Planned)
                 } else {
                     match connect.update(&u.id, &d, &changes).await {
                         Ok(()) => {
                             report.applied.update += 1;
-                            (entry, Ok("done"))
+                            (entry, Outcome::Done)
                         }
-                        Err(e) => (entry, Err(format!("{}: {e}", e.reason()))),
+                        Err(e) => (entry, Outcome::Failed(format!("{}: {e}", e.reason()))),
                     }
                 }
             }
             Planned::Delete(u) => {
-                let okta_id = u.tags.get(OKTA_USER_TAG).map(String::as_str);
-                let entry = entry("delete", &u.username, okta_id, Some(&u.id), vec![]);
-                if hold_deletes {
-                    (entry, Ok("held"))
+                let entry = entry("delete", &u.username, owner(&u), Some(&u.id), vec![]);
+                if let Some(why) = &held {
+                    (entry, Outcome::Held(why.clone()))
                 } else if dry_run {
-                    (entry, Ok("planned"))
+                    (entry, Outcome::Planned)
+                } else if let Err(h) = gate.allow().await {
+                    let why = format!("{}: {h}", h.reason());
+                    held = Some(why.clone());
+                    (entry, Outcome::Held(why))
                 } else {
                     match connect.delete(&u.id).await {
                         Ok(()) => {
                             report.applied.delete += 1;
-                            (entry, Ok("done"))
+                            (entry, Outcome::Done)
                         }
-                        Err(e) => (entry, Err(format!("{}: {e}", e.reason()))),
+                        Err(e) => (entry, Outcome::Failed(format!("{}: {e}", e.reason()))),
                     }
                 }
             }
         };
-        match outcome {
-            Ok(result) => entry.result = result,
-            Err(reason) => {
-                if !reason.starts_with("CONFLICT") {
-                    report.failed += 1;
-                }
-                entry.result = if reason.starts_with("CONFLICT") { "skipped" } else { "failed" };
-                entry.reason = Some(reason);
+        (entry.result, entry.reason) = match outcome {
+            Outcome::Planned => ("planned", None),
+            Outcome::Done => ("done", None),
+            Outcome::Held(why) => {
+                report.deletes_held += 1;
+                ("held", Some(why))
             }
-        }
+            Outcome::Conflict(why) => ("skipped", Some(why)),
+            Outcome::Failed(why) => {
+                report.failed += 1;
+                ("failed", Some(why))
+            }
+        };
         report.push(entry);
     }
     report.connect.calls = connect.calls.get();
     report.okta.calls = okta.calls.get();
-    report.ok = report.failed == 0 && !hold_deletes;
-    if hold_deletes {
-        report.error = Some(format!(
-            "{} deletions held back: more than RECONCILE_MAX_DELETES ({}); check the Okta groups and apps, then raise the limit",
-            report.deletes_held, cfg.reconcile_max_deletes
-        ));
+    report.ok = report.failed == 0 && report.deletes_held == 0;
+    if let (true, Some(why)) = (report.deletes_held > 0, &held) {
+        report.error = Some(format!("{} deletions held back: {why}", report.deletes_held));
     } else if report.failed > 0 {
         report.error = Some(format!("{} change(s) failed; the next run retries them", report.failed));
     }
@@ -351,12 +451,12 @@ pub fn dry_run_requested(url: &str) -> bool {
 
 /// `POST /admin/provisioning/reconcile[?dryRun=true]`: 200 with the report when the run
 /// succeeded, 502 when a listing failed, a change failed or deletions were held.
-pub async fn admin<H: Http, C: Clock, S: RsaSigner>(
+pub async fn admin<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     authorization: Option<&str>,
     admin_secret: Result<Option<AdminSecret>, ConfigError>,
     cfg: Option<Result<ProvisioningConfig, ConfigError>>,
     gate: &Gate,
-    edge: &Edge<'_, H, C, S>,
+    edge: &Edge<'_, H, C, S, D>,
     dry_run: bool,
 ) -> Handled {
     if let Some(refused) = refuse(authorization, admin_secret) {
@@ -388,10 +488,10 @@ pub async fn admin<H: Http, C: Clock, S: RsaSigner>(
 }
 
 /// The Cron Trigger's run. `cfg` is `None` when provisioning is off (nothing to do).
-pub async fn scheduled<H: Http, C: Clock, S: RsaSigner>(
+pub async fn scheduled<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     cfg: Option<Result<ProvisioningConfig, ConfigError>>,
     gate: &Gate,
-    edge: &Edge<'_, H, C, S>,
+    edge: &Edge<'_, H, C, S, D>,
 ) -> Handled {
     let skipped = |why: &str| Handled {
         answer: Answer { status: 200, body: String::new() },

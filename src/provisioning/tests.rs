@@ -13,7 +13,7 @@ use super::reconcile;
 use super::*;
 use crate::edge::{HttpRequest, HttpResponse};
 use crate::okta::assertion::PureRustSigner;
-use crate::testing::{block_on, json_response, FakeClock, ScriptedHttp};
+use crate::testing::{block_on, json_response, FakeClock, MemDurable, ScriptedHttp};
 
 #[derive(Default)]
 struct World {
@@ -73,6 +73,12 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
                     w.groups.iter().filter(|(_, m)| m.iter().any(|u| u == id)).map(|(g, _)| json!({"id": g})).collect();
                 json_response(200, &Value::Array(gs).to_string())
             }
+            ["groups", g] => {
+                w.groups.get(*g).map_or(json_response(404, "{}"), |_| json_response(200, &json!({"id": g}).to_string()))
+            }
+            ["apps", a] => {
+                w.apps.get(*a).map_or(json_response(404, "{}"), |_| json_response(200, &json!({"id": a}).to_string()))
+            }
             ["groups", g, "users"] => {
                 w.groups.get(*g).map_or(json_response(404, "{}"), |m| json_response(200, &users(m, &w).to_string()))
             }
@@ -99,6 +105,7 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
     let body: Value = if req.body.is_empty() { Value::Null } else { serde_json::from_slice(&req.body).unwrap() };
     let op = match (req.method, path) {
         ("POST", "/search-users") => "SearchUsers",
+        ("GET", p) if p.starts_with("/users-summary/") => "ListUsers",
         ("PUT", _) => "CreateUser",
         ("DELETE", _) => "DeleteUser",
         ("POST", p) if p.ends_with("/security-profiles") => "UpdateUserSecurityProfiles",
@@ -131,6 +138,10 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
                 .cloned()
                 .collect();
             json_response(200, &json!({"Users": found, "ApproximateTotalCount": found.len()}).to_string())
+        }
+        "ListUsers" => {
+            let all: Vec<Value> = w.connect.iter().map(|u| json!({"Id": u["Id"], "Username": u["Username"]})).collect();
+            json_response(200, &json!({"UserSummaryList": all}).to_string())
         }
         "CreateUser" => {
             if w.connect.iter().any(|u| u["Username"] == body["Username"]) {
@@ -170,6 +181,8 @@ struct Rig {
     http: Rc<ScriptedHttp>,
     clock: Rc<FakeClock>,
     session: Session<<PureRustSigner as RsaSigner>::PrivateKey>,
+    ledger: MemDurable,
+    sources: SourcesCache,
 }
 
 impl Rig {
@@ -186,11 +199,20 @@ impl Rig {
         let w = world.clone();
         http.answer_with(move |r| Ok(serve(w.clone(), r)));
         let cfg = ProvisioningConfig::from_source(&settings()).unwrap();
-        Rig { cfg, world, http, clock: Rc::new(FakeClock::at(1_700_000_000_000)), session: Session::default() }
+        let clock = Rc::new(FakeClock::at(1_700_000_000_000));
+        let ledger = MemDurable::new(clock.clone());
+        Rig { cfg, world, http, clock, session: Session::default(), ledger, sources: SourcesCache::default() }
     }
 
-    fn edge(&self) -> Edge<'_, Rc<ScriptedHttp>, Rc<FakeClock>, PureRustSigner> {
-        Edge { http: &self.http, clock: &self.clock, signer: &PureRustSigner, session: &self.session }
+    fn edge(&self) -> Edge<'_, Rc<ScriptedHttp>, Rc<FakeClock>, PureRustSigner, MemDurable> {
+        Edge {
+            http: &self.http,
+            clock: &self.clock,
+            signer: &PureRustSigner,
+            session: &self.session,
+            ledger: &self.ledger,
+            sources: &self.sources,
+        }
     }
 
     fn batch(&self, msgs: &[(&str, &str, u32)]) -> BatchOutcome {
@@ -560,7 +582,11 @@ fn a_dry_run_changes_nothing() {
     assert!(r.changes.iter().all(|c| c.result == "planned"));
     assert_eq!(rig.world.borrow().connect, before);
     let w = rig.world.borrow();
-    assert!(w.ops().iter().all(|o| o.starts_with("okta") || *o == "SearchUsers"), "{:?}", w.ops());
+    assert!(
+        w.ops().iter().all(|o| o.starts_with("okta") || matches!(*o, "SearchUsers" | "ListUsers")),
+        "{:?}",
+        w.ops()
+    );
 }
 
 #[test]
@@ -607,4 +633,189 @@ fn dry_run_flag() {
     for no in ["https://w/x", "https://w/x?dryRun=false", "https://w/x?dryRunX=true", "https://w/x#dryRun=true"] {
         assert!(!reconcile::dry_run_requested(no), "{no}");
     }
+}
+
+fn managed(id: &str, username: &str, owner: &str) -> Value {
+    json!({"Id": id, "Username": username, "SecurityProfileIds": ["sp-agent"], "RoutingProfileId": "rp-sales",
+           "IdentityInfo": {"FirstName": "First", "LastName": owner}, "Tags": {MANAGED_TAG: MANAGED_VALUE, OKTA_USER_TAG: owner}})
+}
+
+fn writes(rig: &Rig) -> Vec<String> {
+    let w = rig.world.borrow();
+    w.ops()
+        .iter()
+        .filter(|o| o.starts_with("Update") || matches!(**o, "CreateUser" | "DeleteUser"))
+        .map(|o| o.to_string())
+        .collect()
+}
+
+#[test]
+fn a_reused_login_never_takes_over_another_okta_users_connect_user() {
+    let rig = Rig::new();
+    // Bob's Connect user; Bob's login was changed in Okta and Amy was given his old one.
+    rig.world.borrow_mut().connect.push(managed("c-bob", "bob@example.com", "00uBOB"));
+    rig.world.borrow_mut().add_user("00uBOB", "robert@example.com", "ACTIVE");
+    rig.world.borrow_mut().add_user("00uAMY", "bob@example.com", "ACTIVE");
+    rig.in_group("00gSUPERVISORS", "00uAMY");
+    let out = rig.batch(&[("00uAMY", "group.user_membership.add", 1)]);
+    assert_eq!(actions(&out), ["conflict"]);
+    assert_eq!(out.dispositions[0].1, Disposition::Ack);
+    assert!(out.logs[0].contains(OWNED_BY_ANOTHER_OKTA_USER), "{}", out.logs[0]);
+    assert!(
+        out.alerts.iter().any(|a| a.contains("00uAMY") && a.contains(OWNED_BY_ANOTHER_OKTA_USER)),
+        "{:?}",
+        out.alerts
+    );
+    assert_eq!(rig.world.borrow().connect, vec![managed("c-bob", "bob@example.com", "00uBOB")], "Bob's user untouched");
+    assert!(writes(&rig).is_empty());
+    // Amy losing access later deletes nothing of Bob's either (deletion goes by her own tag).
+    rig.world.borrow_mut().groups.get_mut("00gSUPERVISORS").unwrap().clear();
+    assert_eq!(actions(&rig.batch(&[("00uAMY", "group.user_membership.remove", 1)])), ["absent"]);
+    assert_eq!(rig.world.borrow().connect.len(), 1);
+}
+
+#[test]
+fn the_reconciliation_plans_conflicts_for_other_owners_and_unmanaged_holders() {
+    let rig = Rig::new();
+    {
+        let mut w = rig.world.borrow_mut();
+        w.connect.push(managed("c-bob", "bob@example.com", "00uBOB"));
+        w.connect.push(json!({"Id": "c-hand", "Username": "carol@example.com", "Tags": {}}));
+        w.add_user("00uBOB", "bob@example.com", "ACTIVE");
+        w.add_user("00uAMY", "bob@example.com", "ACTIVE");
+        w.add_user("00uCAROL", "carol@example.com", "ACTIVE");
+        for u in ["00uBOB", "00uAMY", "00uCAROL"] {
+            w.groups.get_mut("00gAGENTS").unwrap().push(u.into());
+        }
+    }
+    let dry = reconcile(&rig, true);
+    assert_eq!((dry.planned.create, dry.planned.delete, dry.planned.conflict), (0, 0, 2), "{:?}", dry.changes);
+    let reasons: Vec<_> = dry.changes.iter().filter_map(|c| c.reason.as_deref()).collect();
+    assert!(reasons.iter().any(|r| r.contains(UNMANAGED_USER_EXISTS)), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("another Okta user maps to the same username")), "{reasons:?}");
+    let real = reconcile(&rig, false);
+    assert_eq!(real.planned.conflict, 2);
+    assert!(writes(&rig).is_empty(), "no run writes for a conflict: {:?}", writes(&rig));
+
+    // Amy alone wants Bob's username (Bob renamed): a conflict for Amy; Bob's rename moves his own user.
+    rig.world.borrow_mut().users.get_mut("00uBOB").unwrap()["profile"]["login"] = "robert@example.com".into();
+    let r = reconcile(&rig, true);
+    let amy = r.changes.iter().find(|c| c.okta_user_id.as_deref() == Some("00uAMY")).unwrap();
+    assert!(amy.reason.as_deref().unwrap().contains(OWNED_BY_ANOTHER_OKTA_USER), "{amy:?}");
+    let bob: Vec<_> =
+        r.changes.iter().filter(|c| c.okta_user_id.as_deref() == Some("00uBOB")).map(|c| c.action).collect();
+    assert_eq!(bob, ["delete", "create"]);
+}
+
+#[test]
+fn a_deleted_app_stops_every_deletion_and_alerts() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.world.borrow_mut().apps.get_mut("0oaCONNECT").unwrap().push("00uANA".into());
+    assert_eq!(actions(&rig.batch(&[("00uANA", "application.user_membership.add", 1)])), ["created"]);
+    // The app is deleted (or recreated with a new id): every assignment check now answers 404.
+    rig.world.borrow_mut().apps.remove("0oaCONNECT");
+    let out = rig.batch(&[("00uANA", "user.account.update_profile", 1)]);
+    assert!(
+        matches!(out.dispositions[0].1, Disposition::Retry { delay_s } if delay_s >= 600),
+        "{:?}",
+        out.dispositions
+    );
+    assert!(out.logs[0].contains("DELETION_HELD_SOURCE_MISSING"), "{}", out.logs[0]);
+    assert!(out.alerts.iter().any(|a| a.contains("0oaCONNECT") && a.contains("does not exist")), "{:?}", out.alerts);
+    assert_eq!(rig.world.borrow().connect.len(), 1);
+    assert!(!writes(&rig).contains(&"DeleteUser".to_string()));
+    // Out of attempts, the message is parked in the dead-letter queue with the hold's reason.
+    let last = rig.batch(&[("00uANA", "user.account.update_profile", rig.cfg.max_attempts)]);
+    assert!(
+        matches!(&last.dispositions[0].1, Disposition::DeadLetter { body } if body.contains("DELETION_HELD_SOURCE_MISSING"))
+    );
+}
+
+#[test]
+fn a_deleted_group_stops_every_deletion() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    rig.world.borrow_mut().groups.remove("00gAGENTS");
+    let out = rig.batch(&[("00uANA", "group.user_membership.remove", 1)]);
+    assert!(
+        out.logs[0].contains("DELETION_HELD_SOURCE_MISSING") && out.logs[0].contains("00gAGENTS"),
+        "{}",
+        out.logs[0]
+    );
+    assert_eq!(rig.world.borrow().connect.len(), 1);
+}
+
+#[test]
+fn deletions_over_the_hourly_budget_are_held_and_released_later() {
+    let mut rig = Rig::new();
+    rig.cfg.max_deletes_per_hour = 2;
+    let ids = ["00u1", "00u2", "00u3", "00u4"];
+    for id in ids {
+        rig.world.borrow_mut().add_user(id, &format!("{id}@example.com"), "ACTIVE");
+        rig.in_group("00gAGENTS", id);
+    }
+    let adds: Vec<_> = ids.iter().map(|id| (*id, "group.user_membership.add", 1)).collect();
+    rig.batch(&adds);
+    assert_eq!(rig.world.borrow().connect.len(), 4);
+    rig.world.borrow_mut().groups.get_mut("00gAGENTS").unwrap().clear();
+    let removes: Vec<_> = ids.iter().map(|id| (*id, "group.user_membership.remove", 1)).collect();
+    let out = rig.batch(&removes);
+    let acked = out.dispositions.iter().filter(|(_, d)| *d == Disposition::Ack).count();
+    let held: Vec<_> = out
+        .dispositions
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Disposition::Retry { delay_s } => Some(*delay_s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((acked, held.len()), (2, 2), "{:?}", out.dispositions);
+    assert!(held.iter().all(|d| *d >= 1), "{held:?}");
+    assert_eq!(rig.world.borrow().connect.len(), 2, "two deleted, two held");
+    assert!(out.alerts.iter().any(|a| a.contains("PROVISIONING_MAX_DELETES_PER_HOUR")), "{:?}", out.alerts);
+    // Once the spent hour has slid out of the window (at most two buckets), the held ones go through.
+    rig.clock.advance(2 * 3_600_000);
+    let left: Vec<_> = ids
+        .iter()
+        .filter(|id| rig.world.borrow().connect.iter().any(|u| u["Tags"][OKTA_USER_TAG] == **id))
+        .map(|id| (*id, "group.user_membership.remove", 2))
+        .collect();
+    let later = rig.batch(&left);
+    assert!(later.dispositions.iter().all(|(_, d)| *d == Disposition::Ack), "{:?}", later.dispositions);
+    assert!(rig.world.borrow().connect.is_empty());
+}
+
+#[test]
+fn no_deletion_without_the_budget_object() {
+    let rig = Rig::new();
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    rig.world.borrow_mut().groups.get_mut("00gAGENTS").unwrap().clear();
+    rig.ledger.fail.set(true);
+    let out = rig.batch(&[("00uANA", "group.user_membership.remove", 1)]);
+    assert!(out.logs[0].contains("DELETION_HELD_BUDGET_UNAVAILABLE"), "{}", out.logs[0]);
+    assert!(matches!(out.dispositions[0].1, Disposition::Retry { .. }));
+    assert_eq!(rig.world.borrow().connect.len(), 1);
+}
+
+#[test]
+fn the_reconciliation_shares_the_deletion_budget() {
+    let mut rig = Rig::new();
+    seed_drifted_world(&rig);
+    rig.cfg.max_deletes_per_hour = 1;
+    let r = reconcile(&rig, false);
+    assert_eq!((r.planned.delete, r.applied.delete, r.deletes_held), (2, 1, 1), "{:?}", r.changes);
+    assert!(!r.ok);
+    assert!(r.error.as_deref().unwrap().contains("DELETION_HELD_BUDGET_SPENT"), "{:?}", r.error);
+    let held = r.changes.iter().find(|c| c.result == "held").unwrap();
+    assert_eq!(held.action, "delete");
+    // The consumer finds the hour spent too.
+    rig.world.borrow_mut().add_user("00uX", "x@example.com", "ACTIVE");
+    rig.world.borrow_mut().connect.push(managed("c-x", "x@example.com", "00uX"));
+    let out = rig.batch(&[("00uX", "group.user_membership.remove", 1)]);
+    assert!(out.logs[0].contains("DELETION_HELD_BUDGET_SPENT"), "{}", out.logs[0]);
 }

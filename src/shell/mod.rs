@@ -24,7 +24,7 @@ use crate::aws::dynamodb;
 use crate::config::{self, Config};
 use crate::events::{self, config::EventsConfig, Seen};
 use crate::okta::Session;
-use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, reconcile};
+use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, reconcile, safety::SourcesCache};
 use crate::sync::admin::{self, Gate, Handled, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
@@ -78,6 +78,36 @@ thread_local! {
     pub(crate) static OKTA_SESSION: Rc<Session<web_sys::CryptoKey>> = Rc::new(Session::default());
     /// One reconciliation at a time in this isolate.
     static RECONCILE_GATE: Rc<Gate> = Rc::new(Gate::default());
+    /// When the configured Okta groups and apps were last seen to exist (deletion safety).
+    static PROVISIONING_SOURCES: Rc<SourcesCache> = Rc::new(SourcesCache::default());
+}
+
+/// What provisioning's edge borrows: isolate state and the ledger binding (deletion budget).
+pub(crate) struct ProvisioningParts {
+    session: Rc<Session<web_sys::CryptoKey>>,
+    sources: Rc<SourcesCache>,
+    ledger: WorkerDurable,
+}
+
+impl ProvisioningParts {
+    pub(crate) fn of(env: &Env) -> Self {
+        ProvisioningParts {
+            session: OKTA_SESSION.with(Rc::clone),
+            sources: PROVISIONING_SOURCES.with(Rc::clone),
+            ledger: WorkerDurable(env.durable_object("OTP_LEDGER").map_err(|e| format!("no OTP_LEDGER binding: {e}"))),
+        }
+    }
+
+    pub(crate) fn edge(&self) -> provisioning::Edge<'_, BoundedFetch, JsClock, WebCrypto, WorkerDurable> {
+        provisioning::Edge {
+            http: &PROVISIONING_HTTP,
+            clock: &JsClock,
+            signer: &WebCrypto,
+            session: &self.session,
+            ledger: &self.ledger,
+            sources: &self.sources,
+        }
+    }
 }
 
 /// The named settings that are set, from vars or secrets.
@@ -195,8 +225,8 @@ async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
     // The raw URL, not `Request::url()`: parsing with the `url` crate would pull its IDNA tables
     // (~100 KB) into the bundle for one flag.
     let dry_run = crate::provisioning::reconcile::dry_run_requested(&req.inner().url());
-    let session = OKTA_SESSION.with(Rc::clone);
-    let edge = provisioning::Edge { http: &PROVISIONING_HTTP, clock: &JsClock, signer: &WebCrypto, session: &session };
+    let parts = ProvisioningParts::of(env);
+    let edge = parts.edge();
     let gate = RECONCILE_GATE.with(Rc::clone);
     let authorization = req.headers().get("authorization").ok().flatten();
     let handled = reconcile::admin(
@@ -218,9 +248,8 @@ async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let prov = read_settings(&env, prov_config::SETTINGS);
     if event.cron() == prov_config::reconcile_cron(&prov) {
-        let session = OKTA_SESSION.with(Rc::clone);
-        let edge =
-            provisioning::Edge { http: &PROVISIONING_HTTP, clock: &JsClock, signer: &WebCrypto, session: &session };
+        let parts = ProvisioningParts::of(&env);
+        let edge = parts.edge();
         let gate = RECONCILE_GATE.with(Rc::clone);
         emit(&reconcile::scheduled(provisioning_config(&prov), &gate, &edge).await);
         return;

@@ -7,18 +7,14 @@
 //! A batch from a queue whose name ends in `-dlq` is a dead-letter queue consumed locally: each
 //! message is logged (level error) and acked.
 
-use std::rc::Rc;
-
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::{Message, MessageBatch};
 use worker::{console_error, console_log, Env, QueueContentType, RawMessageBuilder};
 
-use super::bindings::JsClock;
-use super::{read_settings, OKTA_SESSION, PROVISIONING_HTTP};
+use super::{read_settings, ProvisioningParts};
 use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, Disposition, Incoming};
-use crate::webcrypto::WebCrypto;
 
 fn text(body: &JsValue) -> String {
     js_sys::JSON::stringify(body).map(String::from).unwrap_or_default()
@@ -58,8 +54,8 @@ pub async fn queue(batch: MessageBatch, env: Env, _ctx: worker::worker_sys::Cont
     let settings = read_settings(&env, prov_config::SETTINGS);
     // Messages exist, so provisioning being off (no CONNECT_INSTANCE_ID) is an error here too.
     let cfg = ProvisioningConfig::from_source(&settings);
-    let session = OKTA_SESSION.with(Rc::clone);
-    let edge = provisioning::Edge { http: &PROVISIONING_HTTP, clock: &JsClock, signer: &WebCrypto, session: &session };
+    let parts = ProvisioningParts::of(&env);
+    let edge = parts.edge();
     let outcome = provisioning::handle_batch(cfg.as_ref(), &edge, &incoming).await;
     for line in &outcome.logs {
         console_log!("{line}");

@@ -294,7 +294,7 @@ where
             if tripped {
                 return Ok(Reply::Limited { limit: guard::window::Limit::remembered() });
             }
-            replay::call(edge.ledger, &check.object, &request, timeout).await
+            crate::ledger::call(edge.ledger, &check.object, &request, timeout).await
         }
     };
     let replies = futures_util::future::join_all(checks.iter().cloned().map(hit)).await;

@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::answer::Answer;
 use super::request::OtpRequest;
-use crate::edge::{Clock, Durable, DurableError};
+use crate::edge::{Clock, Durable};
 use crate::guard::window::{Limit, Window};
-use crate::ledger::{self, Reply, Stored};
+use crate::ledger::{self, call, Reply, Stored};
 
 /// How long a copy is answered from the record: the OTP's remaining life plus this margin, within
 /// [`RECORD_MIN_S`]..=[`RECORD_MAX_S`].
@@ -149,23 +149,4 @@ pub async fn settle<D: Durable, C: Clock>(
 /// The slice a ledger call may take when `now_ms` and `deadline_ms` are as given.
 pub fn slice(now_ms: u64, deadline_ms: u64) -> u64 {
     slice_ms(now_ms, deadline_ms)
-}
-
-/// One request to one ledger object and its reply; the object's own refusals are errors.
-pub async fn call<D: Durable>(
-    ledger: &D,
-    object: &str,
-    request: &ledger::Request,
-    timeout_ms: u64,
-) -> Result<Reply, String> {
-    let body = serde_json::to_string(request).map_err(|e| e.to_string())?;
-    let text = ledger.call(object, body, timeout_ms).await.map_err(|e| match e {
-        DurableError::Timeout => format!("no reply within {timeout_ms} ms"),
-        DurableError::Unavailable(e) => e,
-    })?;
-    match serde_json::from_str::<Reply>(&text) {
-        Ok(Reply::Error { reason }) => Err(format!("the object refused: {reason:?}")),
-        Ok(reply) => Ok(reply),
-        Err(_) => Err("the object's reply is not the ledger protocol".into()),
-    }
 }

@@ -154,6 +154,8 @@ class Provisioning:
             "CONNECT_PROFILE_MAPPING": json.dumps(self.mapping(), separators=(",", ":")),
             "PROVISIONING_RETRY_SECONDS": "1",
             "PROVISIONING_MAX_ATTEMPTS": "3",
+            # The suite's many removals must not spend one hour's budget (its own tests set it low).
+            "PROVISIONING_MAX_DELETES_PER_HOUR": "10000",
             "ADMIN_SECRET": ADMIN_SECRET,
         }
 

@@ -26,6 +26,8 @@ endpoint needs: okta.users.read for /users/*, okta.groups.read for /groups/*, ok
 /apps/*; else 401 E0000011 / 403 E0000006):
     /api/v1/users/{id or login}          user object (404 E0000007 "(User)")
     /api/v1/users/{id}/groups            "Everyone" first, then the user's groups; limit <= 200
+    /api/v1/groups/{gid}                 the group (404 E0000007 "(UserGroup)")
+    /api/v1/apps/{appId}                 the app (404 E0000007 "(AppInstance)")
     /api/v1/groups/{gid}/users           user objects in membership order; limit <= 1000
     /api/v1/apps/{appId}/users           AppUser objects (expand=user embeds the user); limit <= 500
     /api/v1/apps/{appId}/users/{userId}  one AppUser, 404 when not assigned
@@ -67,7 +69,9 @@ RATE_LIMIT = 600  # X-Rate-Limit-Limit reported per minute (reported, not enforc
 API_ROUTES = [
     (re.compile(r"/api/v1/users/([^/]+)"), "user", "okta.users.read", None),
     (re.compile(r"/api/v1/users/([^/]+)/groups"), "user_groups", "okta.users.read", (200, 200)),
+    (re.compile(r"/api/v1/groups/([^/]+)"), "group", "okta.groups.read", None),
     (re.compile(r"/api/v1/groups/([^/]+)/users"), "group_users", "okta.groups.read", (1000, 1000)),
+    (re.compile(r"/api/v1/apps/([^/]+)"), "app", "okta.apps.read", None),
     (re.compile(r"/api/v1/apps/([^/]+)/users"), "app_users", "okta.apps.read", (50, 500)),
     (re.compile(r"/api/v1/apps/([^/]+)/users/([^/]+)"), "app_user", "okta.apps.read", None),
 ]
@@ -207,6 +211,16 @@ class MockOktaOrg(RecordingMock):
         with self._lock:
             self.apps[app_id] = {"label": label, "members": {}}
         return app_id
+
+    def delete_group(self, gid: str):
+        """The group is gone: GET /groups/{gid} and its member list answer 404."""
+        with self._lock:
+            del self.groups[gid]
+
+    def delete_app(self, app_id: str):
+        """The app is gone: every /apps/{app_id}... call answers 404 (as a missing assignment does)."""
+        with self._lock:
+            del self.apps[app_id]
 
     def _join(self, coll: dict, uid: str):
         """Under self._lock: membership uid -> (order, assigned at); joining twice keeps the first."""
@@ -570,6 +584,17 @@ class MockOktaOrg(RecordingMock):
         items += [(g["seq"], lambda gid=gid: self._group_json(gid))
                   for gid, g in self.groups.items() if uid in g["members"]]
         return items
+
+    def _get_group(self, gid: str) -> dict:
+        if gid != EVERYONE_ID and gid not in self.groups:
+            raise _not_found(gid, "UserGroup")
+        return self._group_json(gid)
+
+    def _get_app(self, app_id: str) -> dict:
+        if app_id not in self.apps:
+            raise _not_found(app_id, "AppInstance")
+        return {"id": app_id, "name": "amazon_connect", "label": self.apps[app_id]["label"], "status": "ACTIVE",
+                "signOnMode": "SAML_2_0", "_links": {"self": {"href": f"{self.org_url}/api/v1/apps/{app_id}"}}}
 
     def _list_group_users(self, gid: str, _query: dict) -> list:
         if gid == EVERYONE_ID:
