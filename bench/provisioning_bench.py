@@ -71,6 +71,7 @@ def main():
         p = mocks.prov("bench")
         extra = p.vars()
         extra["RECONCILE_CONNECT_RPS"] = "100"
+        extra["WORKER_SUBREQUEST_BUDGET"] = "10000"  # the Paid plan: 2,000 users in one run
         extra["RECONCILE_MAX_DELETES"] = str(args.users)
         w = factory.get("provisioning-bench", extra)
 
@@ -104,6 +105,7 @@ def main():
         q = mocks.prov("bench-reconcile")
         extra = q.vars()
         extra["RECONCILE_CONNECT_RPS"] = "100"
+        extra["WORKER_SUBREQUEST_BUDGET"] = "10000"  # the Paid plan: 2,000 users in one run
         w2 = factory.get("reconcile-bench", extra)
         for i in range(args.users):
             q.org.add_to_group(q.group, q.org.add_user(f"agent{i:05d}@example.com", "Agent", f"N{i}"))

@@ -90,6 +90,35 @@ pub trait Kv {
     async fn delete(&self, key: &str) -> Result<(), KvError>;
 }
 
+/// One key of a [`KvList::list`] page, with its metadata (JSON text) when it was stored with some.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvKey {
+    pub name: String,
+    pub metadata: Option<String>,
+}
+
+/// A page of keys in key order; `cursor` is `None` on the last page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvPage {
+    pub keys: Vec<KvKey>,
+    pub cursor: Option<String>,
+}
+
+/// Listing by prefix and per-key metadata (Workers KV `list` and `put(…, {metadata})`): listing is
+/// eventually consistent too, and metadata (at most 1024 bytes) comes back with the listing, so a
+/// summary can be read without a `get` per key.
+pub trait KvList: Kv {
+    async fn put_with_metadata(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_s: Option<u64>,
+        metadata: &str,
+    ) -> Result<(), KvError>;
+    /// At most 1000 keys starting with `prefix`, after `cursor`.
+    async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KvPage, KvError>;
+}
+
 /// Wall-clock time in milliseconds since the Unix epoch. In wasm this is `Date.now()`:
 /// `SystemTime::now()` panics there.
 pub trait Clock {
@@ -111,6 +140,29 @@ impl fmt::Display for QueueError {
 /// A message queue producer (Cloudflare Queues): each message is a JSON text.
 pub trait Queue {
     async fn send_batch(&self, messages: &[String]) -> Result<(), QueueError>;
+}
+
+/// Cloudflare Queues take at most 100 messages per `sendBatch`...
+pub const QUEUE_BATCH: usize = 100;
+/// ... and at most 256 KB per `sendBatch`; this leaves room for the queue's own framing.
+pub const QUEUE_BATCH_BYTES: usize = 200 * 1024;
+
+/// `texts` cut into `sendBatch` calls of at most [`QUEUE_BATCH`] messages and [`QUEUE_BATCH_BYTES`]
+/// (a single larger text goes alone).
+pub fn queue_batches(texts: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, t) in texts.iter().enumerate() {
+        if i > start && (i - start == QUEUE_BATCH || bytes + t.len() > QUEUE_BATCH_BYTES) {
+            out.push(&texts[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += t.len();
+    }
+    if start < texts.len() {
+        out.push(&texts[start..]);
+    }
+    out
 }
 
 /// Why a Durable Object call produced no reply.

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod budget;
 pub mod config;
 pub mod edge;
 pub mod events;

@@ -5,10 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::config::EventsConfig;
 
-/// Okta sends at most this much per delivery.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// And at most this many events.
-pub const MAX_EVENTS: usize = 1000;
+/// The largest delivery accepted (413 beyond). Okta does not document a maximum; a delivery is
+/// never refused for its size or event count below this bound, far above what Okta sends (a 4xx is
+/// never retried by Okta, so a refused delivery is lost).
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Distinct users in one bulk queue message (~25 bytes each: well inside a message's 128 KB).
+pub const BULK_USERS: usize = 500;
 
 const MEMBERSHIP_APP: &[&str] = &["application.user_membership.add", "application.user_membership.remove"];
 const MEMBERSHIP_GROUP: &[&str] = &["group.user_membership.add", "group.user_membership.remove"];
@@ -76,6 +78,31 @@ pub struct QueueMessage {
     pub app_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+    /// A bulk message (a large delivery): more Okta user ids, each to be converged like `userId`.
+    /// The consumer splits it into one message per user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+}
+
+/// Large deliveries: the distinct users of `messages`, packed [`BULK_USERS`] to a message (the
+/// first event of each user names it; the consumer converges users from Okta's state, not from
+/// the events, so nothing is lost by packing).
+pub fn pack(messages: &[&QueueMessage]) -> Vec<QueueMessage> {
+    let mut seen = std::collections::HashSet::new();
+    let users: Vec<&QueueMessage> = messages.iter().copied().filter(|m| seen.insert(m.user_id.as_str())).collect();
+    users
+        .chunks(BULK_USERS)
+        .map(|chunk| QueueMessage {
+            uuid: format!("{}+{}", chunk[0].uuid, chunk.len() - 1),
+            event_type: chunk[0].event_type.clone(),
+            user_id: chunk[0].user_id.clone(),
+            login: None,
+            published: chunk[0].published.clone(),
+            app_id: None,
+            group_id: None,
+            users: chunk[1..].iter().map(|m| m.user_id.clone()).collect(),
+        })
+        .collect()
 }
 
 /// A parsed delivery: its id, how many events it carried, and the relevant ones.
@@ -93,7 +120,6 @@ pub enum ParseError {
     Malformed(String),
     /// `eventType` is not `com.okta.event_hook`.
     WrongType,
-    TooManyEvents(usize),
 }
 
 impl ParseError {
@@ -101,7 +127,6 @@ impl ParseError {
         match self {
             ParseError::Malformed(_) => "MALFORMED_BODY",
             ParseError::WrongType => "UNEXPECTED_EVENT_TYPE",
-            ParseError::TooManyEvents(_) => "TOO_MANY_EVENTS",
         }
     }
 }
@@ -111,7 +136,6 @@ impl std::fmt::Display for ParseError {
         match self {
             ParseError::Malformed(e) => write!(f, "malformed delivery: {e}"),
             ParseError::WrongType => f.write_str("eventType is not com.okta.event_hook"),
-            ParseError::TooManyEvents(n) => write!(f, "{n} events (at most {MAX_EVENTS})"),
         }
     }
 }
@@ -143,9 +167,6 @@ pub fn parse(body: &[u8], cfg: &EventsConfig) -> Result<Parsed, ParseError> {
         return Err(ParseError::WrongType);
     }
     let received = delivery.data.events.len();
-    if received > MAX_EVENTS {
-        return Err(ParseError::TooManyEvents(received));
-    }
     let relevant = delivery.data.events.into_iter().filter_map(|e| relevant(e, cfg)).collect();
     Ok(Parsed { event_id: delivery.event_id, received, relevant })
 }
@@ -173,6 +194,7 @@ fn relevant(e: LogEvent, cfg: &EventsConfig) -> Option<QueueMessage> {
         published: e.published,
         app_id,
         group_id,
+        users: Vec::new(),
     })
 }
 
@@ -223,6 +245,7 @@ mod tests {
                 published: Some("2026-11-20T13:47:07.306Z".into()),
                 app_id: Some("0oa1connectapp000x1".into()),
                 group_id: None,
+                users: vec![],
             }]
         );
     }
@@ -316,7 +339,32 @@ mod tests {
         assert!(m.contains("missing field `eventType`"), "{m}");
         let wrong = br#"{"eventType":"com.okta.telephony.provider","data":{"events":[]}}"#;
         assert_eq!(parse(wrong, &cfg()), Err(ParseError::WrongType));
-        let many: Vec<Value> = (0..=MAX_EVENTS).map(|i| json!({"uuid": i.to_string(), "eventType": "x"})).collect();
-        assert_eq!(parse(&delivery(Value::Array(many)), &cfg()), Err(ParseError::TooManyEvents(MAX_EVENTS + 1)));
+    }
+
+    #[test]
+    fn any_number_of_events_is_accepted_and_large_sets_pack_by_user() {
+        let n = 5_000;
+        let events: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut e = event("user.account.update_profile", "SUCCESS", json!([user()]));
+                e["uuid"] = format!("e{i}").into();
+                e["target"][0]["id"] = format!("00u{:017}", i % 1200).into();
+                e
+            })
+            .collect();
+        let p = parse(&delivery(Value::Array(events)), &cfg()).unwrap();
+        assert_eq!((p.received, p.relevant.len()), (n, n));
+        let refs: Vec<&QueueMessage> = p.relevant.iter().collect();
+        let packed = pack(&refs);
+        assert_eq!(packed.len(), 3, "1,200 distinct users, 500 to a message");
+        let mut users: Vec<&str> = packed
+            .iter()
+            .flat_map(|m| std::iter::once(m.user_id.as_str()).chain(m.users.iter().map(String::as_str)))
+            .collect();
+        assert_eq!(users.len(), 1200);
+        users.sort();
+        users.dedup();
+        assert_eq!(users.len(), 1200, "each user once");
+        assert!(packed.iter().all(|m| m.login.is_none() && serde_json::to_string(m).unwrap().len() < 128 * 1024));
     }
 }

@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::auth::secret;
-use crate::edge::{Kv, Queue};
+use crate::edge::{queue_batches as batches, Kv, Queue, QUEUE_BATCH};
 use crate::telephony::answer::{self, Answer};
 use crate::telephony::BodyError;
 use config::EventsConfig;
@@ -26,8 +26,9 @@ use delivery::{ParseError, QueueMessage};
 pub const MAX_CHALLENGE_LEN: usize = 1024;
 /// How long a `events/seen/<uuid>` record lives in `HOOK_STATE` (Okta retries within hours).
 pub const SEEN_TTL_S: u64 = 7 * 24 * 3600;
-/// Cloudflare Queues take at most 100 messages per `sendBatch`.
-pub const QUEUE_BATCH: usize = 100;
+/// More fresh relevant events than this are packed into bulk messages (see [`delivery::pack`]),
+/// so that any delivery takes a handful of queue sends.
+pub const SINGLE_MESSAGES_MAX: usize = QUEUE_BATCH;
 /// KV look-ups and records per delivery are bounded (Workers allow 1,000 KV operations per
 /// request); relevant events beyond this are deduplicated in isolate memory only.
 pub const MAX_KV_EVENTS: usize = 400;
@@ -86,6 +87,8 @@ struct LogLine {
     relevant: usize,
     duplicates: usize,
     enqueued: usize,
+    /// Queue messages sent (fewer than `enqueued` when the delivery was packed).
+    messages: usize,
     #[serde(skip_serializing_if = "is_zero")]
     kv_errors: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,7 +136,7 @@ where
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             log.reason = Some("BODY_TOO_LARGE");
-            return log.finish(answer::plain_error(413, "The delivery is larger than 256 KB", "BODY_TOO_LARGE"));
+            return log.finish(answer::plain_error(413, "The delivery is larger than 32 MiB", "BODY_TOO_LARGE"));
         }
         Err(BodyError::Unreadable) => {
             log.reason = Some("BODY_UNREADABLE");
@@ -147,7 +150,6 @@ where
             let summary = match e {
                 ParseError::Malformed(_) => "Malformed event hook delivery",
                 ParseError::WrongType => "Not an Okta event hook delivery",
-                ParseError::TooManyEvents(_) => "Too many events in one delivery",
             };
             log.error = Some(e.to_string());
             return log.finish(answer::plain_error(400, summary, e.reason()));
@@ -178,19 +180,32 @@ where
     to_send.extend(unchecked);
     log.duplicates = log.relevant - to_send.len();
 
-    let mut enqueued: Vec<&QueueMessage> = Vec::new();
+    // One message per event, or (a large delivery) bulk messages of many users each.
+    let packed = (to_send.len() > SINGLE_MESSAGES_MAX).then(|| delivery::pack(&to_send));
+    let texts: Vec<String> = match &packed {
+        Some(bulk) => bulk.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect(),
+        None => to_send.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect(),
+    };
+    let mut sent = 0;
     let mut failure = None;
-    for chunk in to_send.chunks(QUEUE_BATCH) {
-        let texts: Vec<String> = chunk.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect();
-        match queue.send_batch(&texts).await {
-            Ok(()) => enqueued.extend(chunk),
+    for chunk in batches(&texts) {
+        match queue.send_batch(chunk).await {
+            Ok(()) => sent += chunk.len(),
             Err(e) => {
                 failure = Some(e);
                 break;
             }
         }
     }
+    // All or nothing for a packed delivery (a bulk message is many users'); a 503 makes Okta
+    // retry, and the users already enqueued are converged twice at worst (idempotent).
+    let enqueued: Vec<&QueueMessage> = match packed {
+        Some(_) if failure.is_none() => to_send,
+        Some(_) => Vec::new(),
+        None => to_send.into_iter().take(sent).collect(),
+    };
     log.enqueued = enqueued.len();
+    log.messages = sent;
     // Only what reached the queue is remembered.
     for m in &enqueued {
         seen.insert(&m.uuid);

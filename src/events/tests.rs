@@ -179,17 +179,29 @@ fn irrelevant_deliveries_are_acknowledged_without_enqueueing() {
 }
 
 #[test]
-fn large_deliveries_are_sent_in_batches_of_100() {
-    let events: Vec<Value> = (0..250)
-        .map(|i| {
-            json!({"uuid": format!("u{i}"), "eventType": "user.lifecycle.suspend", "outcome": {"result": "SUCCESS"},
-                   "target": [{"id": "00uX", "type": "User", "alternateId": "x@example.com"}]})
-        })
-        .collect();
-    let body = json!({"eventType": "com.okta.event_hook", "data": {"events": events}});
+fn large_deliveries_are_packed_into_bulk_messages_by_user() {
+    let events = |n: usize, users: usize| -> Value {
+        let events: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"uuid": format!("u{i}"), "eventType": "user.lifecycle.suspend", "outcome": {"result": "SUCCESS"},
+                       "target": [{"id": format!("00u{:017}", i % users), "type": "User", "alternateId": "x@example.com"}]})
+            })
+            .collect();
+        json!({"eventType": "com.okta.event_hook", "data": {"events": events}})
+    };
+    // Up to 100 fresh events: one message each, one sendBatch.
     let (seen, kv, q) = (Seen::default(), MemKv::default(), FakeQueue::default());
-    let h = run(&seen, &kv, &q, Some(SECRET), Ok(serde_json::to_vec(&body).unwrap()));
-    assert_eq!(h.answer.status, 200);
-    assert_eq!(q.batches.get(), 3);
-    assert_eq!(q.sent.borrow().len(), 250);
+    let h = run(&seen, &kv, &q, Some(SECRET), Ok(serde_json::to_vec(&events(100, 100)).unwrap()));
+    assert_eq!((h.answer.status, q.batches.get(), q.sent.borrow().len()), (200, 1, 100));
+    // 2,000 events of 1,100 users: three bulk messages (500 + 500 + 100 users), one sendBatch.
+    let (seen, kv, q) = (Seen::default(), MemKv::default(), FakeQueue::default());
+    let h = run(&seen, &kv, &q, Some(SECRET), Ok(serde_json::to_vec(&events(2000, 1100)).unwrap()));
+    assert_eq!((h.answer.status, q.batches.get()), (200, 1));
+    let sent: Vec<QueueMessage> = q.sent.borrow().iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+    assert_eq!(sent.iter().map(|m| 1 + m.users.len()).collect::<Vec<_>>(), [500, 500, 100]);
+    let log: Value = serde_json::from_str(&h.log).unwrap();
+    assert_eq!(
+        (log["received"].as_u64(), log["enqueued"].as_u64(), log["messages"].as_u64()),
+        (Some(2000), Some(2000), Some(3))
+    );
 }

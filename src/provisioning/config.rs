@@ -36,6 +36,7 @@ pub const SETTINGS: &[&str] = &[
     "RECONCILE_CONNECT_RPS",
     "RECONCILE_MAX_DELETES",
     "PROVISIONING_MAX_DELETES_PER_HOUR",
+    "WORKER_SUBREQUEST_BUDGET",
 ];
 
 pub const DEFAULT_RECONCILE_CRON: &str = "17 3 * * *";
@@ -74,6 +75,8 @@ pub struct ProvisioningConfig {
     /// `PROVISIONING_MAX_DELETES_PER_HOUR`: Connect users deleted in any rolling hour, by the
     /// consumer and the reconciliation together (counted in one Durable Object); more are held.
     pub max_deletes_per_hour: u64,
+    /// `WORKER_SUBREQUEST_BUDGET` (see [`crate::budget`]).
+    pub subrequest_budget: u32,
 }
 
 fn id_list(get: &impl Fn(&str) -> Option<String>, setting: &'static str) -> Result<Vec<String>, ConfigError> {
@@ -181,6 +184,7 @@ impl ProvisioningConfig {
                 0,
                 100_000,
             )?,
+            subrequest_budget: crate::budget::setting(&get)?,
         })
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod connect;
+pub mod dead_letter;
 pub mod mapping;
 pub mod reconcile;
 pub mod safety;
@@ -29,6 +30,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::budget::{Budget, Metered};
 use crate::config::ConfigError;
 use crate::edge::{Clock, Durable, Http};
 use crate::events::delivery::QueueMessage;
@@ -41,6 +43,12 @@ use safety::{DeleteGate, Deletions, Held, SourcesCache};
 
 /// Users converged concurrently within one batch.
 pub const CONCURRENCY: usize = 4;
+/// Subrequests admitted per user: the Okta reads (user, groups) and Connect's searches, writes
+/// and deletion budget, with room for a retry; plus one per configured app (assignment checks).
+/// The actual count is enforced by [`crate::budget::Metered`] whatever this estimate says.
+pub const SUBREQUESTS_PER_USER: u32 = 10;
+/// Held for the batch as a whole: the Okta token, the dead-letter and the requeue sends.
+const SUBREQUESTS_PER_BATCH: u32 = 3;
 /// The queue consumer waits at most this long for an Okta rate-limit reset; a later reset
 /// becomes the message's retry delay.
 pub const MAX_OKTA_WAIT_MS: u64 = 5_000;
@@ -294,6 +302,12 @@ pub struct Incoming {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Disposition {
     Ack,
+    /// Send these bodies to the provisioning queue, then ack (retry if the send fails): a bulk
+    /// message split into one message per user, or a message this invocation's subrequest budget
+    /// had no room for, sent again as it was.
+    Requeue {
+        bodies: Vec<String>,
+    },
     Retry {
         delay_s: u32,
     },
@@ -319,6 +333,26 @@ impl BatchOutcome {
     pub fn disposition(&self, id: &str) -> Option<&Disposition> {
         self.dispositions.iter().find(|(m, _)| m == id).map(|(_, d)| d)
     }
+}
+
+/// A bulk message as one message per user (each converged on its own, with its own retries).
+fn split(bulk: &QueueMessage) -> Vec<String> {
+    std::iter::once(&bulk.user_id)
+        .chain(&bulk.users)
+        .enumerate()
+        .map(|(i, user)| {
+            let one = QueueMessage {
+                uuid: format!("{}#{i}", bulk.uuid),
+                user_id: user.clone(),
+                users: Vec::new(),
+                login: None,
+                app_id: None,
+                group_id: None,
+                ..bulk.clone()
+            };
+            serde_json::to_string(&one).expect("string fields")
+        })
+        .collect()
 }
 
 /// The body of a dead letter: the original message and why it died.
@@ -411,9 +445,14 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     let mut by_user: BTreeMap<String, Vec<(&Incoming, QueueMessage)>> = BTreeMap::new();
     for m in batch {
         match serde_json::from_str::<QueueMessage>(&m.body) {
-            Ok(q) if is_okta_id(&q.user_id) => by_user.entry(q.user_id.clone()).or_default().push((m, q)),
+            Ok(q) if !q.users.is_empty() && q.users.iter().chain([&q.user_id]).all(|u| is_okta_id(u)) => {
+                out.dispositions.push((m.id.clone(), Disposition::Requeue { bodies: split(&q) }));
+            }
+            Ok(q) if is_okta_id(&q.user_id) && q.users.is_empty() => {
+                by_user.entry(q.user_id.clone()).or_default().push((m, q))
+            }
             parsed => {
-                let why = if parsed.is_ok() { "userId is not an Okta id" } else { "not a provisioning message" };
+                let why = if parsed.is_ok() { "a user id is not an Okta id" } else { "not a provisioning message" };
                 out.logs.push(
                     json!({"msg": "provisioning", "level": "error", "queueMessageId": m.id, "outcome": "dead-letter",
                            "reason": "MALFORMED_MESSAGE", "error": why})
@@ -426,8 +465,38 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             }
         }
     }
-    let results: Vec<_> = stream::iter(by_user)
-        .map(|(user_id, msgs)| async move {
+    // Admit users while the invocation's subrequest budget has room; the rest go back to the queue
+    // as they came, for a later invocation.
+    let budget = Budget::new(cfg.subrequest_budget);
+    let sources = (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
+    let _batch = budget.reserve(SUBREQUESTS_PER_BATCH + sources);
+    let per_user = SUBREQUESTS_PER_USER + cfg.app_ids.len() as u32;
+    let mut admitted = Vec::new();
+    for (user_id, msgs) in by_user {
+        match budget.reserve(per_user) {
+            Some(r) => admitted.push((user_id, msgs, Some(r))),
+            // Always one user at least: a budget too small for one still makes progress.
+            None if admitted.is_empty() => admitted.push((user_id, msgs, None)),
+            None => {
+                for (m, _) in msgs {
+                    out.dispositions.push((m.id.clone(), Disposition::Requeue { bodies: vec![m.body.clone()] }));
+                }
+            }
+        }
+    }
+    let (http, ledger) =
+        (Metered { inner: edge.http, budget: &budget }, Metered { inner: edge.ledger, budget: &budget });
+    let edge = &Edge {
+        http: &http,
+        clock: edge.clock,
+        signer: edge.signer,
+        session: edge.session,
+        ledger: &ledger,
+        sources: edge.sources,
+    };
+    let results: Vec<_> = stream::iter(admitted)
+        .map(|(user_id, msgs, reservation)| async move {
+            let _reservation = reservation;
             let started = edge.clock.now_ms();
             let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
             let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 0);

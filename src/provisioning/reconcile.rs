@@ -21,6 +21,7 @@ use super::mapping::{desired, has_access_status, Desired};
 use super::safety::{DeleteGate, Deletions};
 use super::{Edge, OWNED_BY_ANOTHER_OKTA_USER, UNMANAGED_USER_EXISTS};
 use crate::aws::connect::{ConnectUser, UserSummary};
+use crate::budget::{self, Budget, Metered};
 use crate::config::ConfigError;
 use crate::edge::{Clock, Durable, Http};
 use crate::okta::assertion::RsaSigner;
@@ -67,7 +68,7 @@ pub struct ChangeEntry {
     pub connect_user_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<&'static str>,
-    /// `planned`, `done`, `held` (deletions over the limit), `failed`, or `skipped`.
+    /// `planned`, `done`, `held` (deletions over a limit), `failed`, `skipped` or `deferred`.
     pub result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -88,8 +89,10 @@ pub struct ReconcileReport {
     /// Changes applied (all zero in a dry run).
     pub applied: Counts,
     pub failed: u32,
-    /// Deletions held back because there were more than `RECONCILE_MAX_DELETES`.
+    /// Deletions held back: more than `RECONCILE_MAX_DELETES`, or the deletion safety's holds.
     pub deletes_held: u32,
+    /// Changes not attempted: the invocation's subrequest budget had no room left.
+    pub deferred: u32,
     pub duration_ms: u64,
     pub changes: Vec<ChangeEntry>,
     pub changes_truncated: bool,
@@ -110,7 +113,8 @@ impl ReconcileReport {
             "msg": "provisioning-reconcile", "level": if self.ok { "info" } else { "error" },
             "ok": self.ok, "dryRun": self.dry_run, "trigger": self.trigger, "error": self.error,
             "okta": self.okta, "connect": self.connect, "planned": self.planned, "applied": self.applied,
-            "failed": self.failed, "deletesHeld": self.deletes_held, "durationMs": self.duration_ms,
+            "failed": self.failed, "deletesHeld": self.deletes_held, "deferred": self.deferred,
+            "durationMs": self.duration_ms,
         })
         .to_string()
     }
@@ -293,6 +297,19 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner, D: Durable>(
 ) -> ReconcileReport {
     let started = edge.clock.now_ms();
     let mut report = ReconcileReport { dry_run, trigger, ..ReconcileReport::default() };
+    // Every call counts against the invocation's subrequest budget: a listing that would pass it
+    // fails before any change, and changes past it are deferred to the next run.
+    let budget = Budget::new(cfg.subrequest_budget);
+    let (http, ledger) =
+        (Metered { inner: edge.http, budget: &budget }, Metered { inner: edge.ledger, budget: &budget });
+    let edge = &Edge {
+        http: &http,
+        clock: edge.clock,
+        signer: edge.signer,
+        session: edge.session,
+        ledger: &ledger,
+        sources: edge.sources,
+    };
     let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
     let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 1000 / u64::from(cfg.reconcile_rps.max(1)));
 
@@ -312,7 +329,14 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     let (okta_users, managed, all) = match listed {
         Ok(both) => both,
         Err(e) => {
-            report.error = Some(e);
+            report.error = Some(if e.contains(budget::SPENT) {
+                format!(
+                    "listing both sides needs more than WORKER_SUBREQUEST_BUDGET ({}) subrequests, nothing changed: raise it (the Workers Paid plan allows 10,000)",
+                    cfg.subrequest_budget
+                )
+            } else {
+                e
+            });
             report.duration_ms = edge.clock.now_ms() - started;
             return report;
         }
@@ -333,8 +357,26 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner, D: Durable>(
         )
     });
 
-    // Apply (or list) each change.
+    // Apply (or list) each change, while the budget has room for it.
     for p in plan {
+        let cost = match &p {
+            Planned::Create(_) => 2,
+            Planned::Update(_, _, changes) => changes.len() as u32,
+            Planned::Delete(_) => 2,
+        };
+        let _admitted = match (dry_run, budget.reserve(cost)) {
+            (false, None) => {
+                let (action, username, okta_id) = match &p {
+                    Planned::Create(d) => ("create", d.username.as_str(), Some(d.okta_user_id.as_str())),
+                    Planned::Update(d, _, _) => ("update", d.username.as_str(), Some(d.okta_user_id.as_str())),
+                    Planned::Delete(u) => ("delete", u.username.as_str(), owner(u)),
+                };
+                report.deferred += 1;
+                report.push(ChangeEntry { result: "deferred", ..entry(action, username, okta_id, None, vec![]) });
+                continue;
+            }
+            (_, r) => r,
+        };
         let (mut entry, outcome) = match p {
             Planned::Create(d) => {
                 let entry = entry("create", &d.username, Some(&d.okta_user_id), None, vec![]);
@@ -412,11 +454,16 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     }
     report.connect.calls = connect.calls.get();
     report.okta.calls = okta.calls.get();
-    report.ok = report.failed == 0 && report.deletes_held == 0;
+    report.ok = report.failed == 0 && report.deletes_held == 0 && report.deferred == 0;
     if let (true, Some(why)) = (report.deletes_held > 0, &held) {
         report.error = Some(format!("{} deletions held back: {why}", report.deletes_held));
     } else if report.failed > 0 {
         report.error = Some(format!("{} change(s) failed; the next run retries them", report.failed));
+    } else if report.deferred > 0 {
+        report.error = Some(format!(
+            "{} change(s) deferred: this run's WORKER_SUBREQUEST_BUDGET ({}) is spent; the next run continues",
+            report.deferred, cfg.subrequest_budget
+        ));
     }
     report.duration_ms = edge.clock.now_ms() - started;
     report

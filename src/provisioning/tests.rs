@@ -752,6 +752,7 @@ fn a_deleted_group_stops_every_deletion() {
 fn deletions_over_the_hourly_budget_are_held_and_released_later() {
     let mut rig = Rig::new();
     rig.cfg.max_deletes_per_hour = 2;
+    rig.cfg.subrequest_budget = 10_000; // four users in one invocation
     let ids = ["00u1", "00u2", "00u3", "00u4"];
     for id in ids {
         rig.world.borrow_mut().add_user(id, &format!("{id}@example.com"), "ACTIVE");
@@ -818,4 +819,94 @@ fn the_reconciliation_shares_the_deletion_budget() {
     rig.world.borrow_mut().connect.push(managed("c-x", "x@example.com", "00uX"));
     let out = rig.batch(&[("00uX", "group.user_membership.remove", 1)]);
     assert!(out.logs[0].contains("DELETION_HELD_BUDGET_SPENT"), "{}", out.logs[0]);
+}
+
+#[test]
+fn a_bulk_message_is_split_into_one_message_per_user() {
+    let rig = Rig::new();
+    let bulk = json!({"uuid": "e1+2", "eventType": "user.account.update_profile", "userId": "00uA", "users": ["00uB", "00uC"]});
+    let out = block_on(handle_batch(
+        Ok(&rig.cfg),
+        &rig.edge(),
+        &[Incoming { id: "m0".into(), body: bulk.to_string(), attempts: 1 }],
+    ));
+    let Some(Disposition::Requeue { bodies }) = out.disposition("m0") else { panic!("{:?}", out.dispositions) };
+    let users: Vec<String> = bodies
+        .iter()
+        .map(|b| serde_json::from_str::<QueueMessage>(b).unwrap())
+        .inspect(|m| assert!(m.users.is_empty() && m.event_type == "user.account.update_profile"))
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(users, ["00uA", "00uB", "00uC"]);
+    assert_eq!(rig.http.count(), 0, "splitting calls nobody");
+    // A bulk message naming a non-Okta id is poison as a whole.
+    let bad = json!({"uuid": "e2", "eventType": "x", "userId": "00uA", "users": ["../etc"]});
+    let out = block_on(handle_batch(
+        Ok(&rig.cfg),
+        &rig.edge(),
+        &[Incoming { id: "m1".into(), body: bad.to_string(), attempts: 1 }],
+    ));
+    assert!(matches!(out.disposition("m1"), Some(Disposition::DeadLetter { .. })));
+}
+
+#[test]
+fn a_batch_stays_within_the_subrequest_budget() {
+    let mut rig = Rig::new();
+    rig.cfg.subrequest_budget = 30;
+    let ids: Vec<String> = (0..10).map(|i| format!("00uB{i}")).collect();
+    for id in &ids {
+        rig.world.borrow_mut().add_user(id, &format!("{id}@example.com"), "ACTIVE");
+        rig.in_group("00gAGENTS", id);
+    }
+    let msgs: Vec<_> = ids.iter().map(|id| (id.as_str(), "group.user_membership.add", 1)).collect();
+    let out = rig.batch(&msgs);
+    assert!(rig.http.count() <= 30, "{} subrequests", rig.http.count());
+    let requeued = out.dispositions.iter().filter(|(_, d)| matches!(d, Disposition::Requeue { .. })).count();
+    let acked = out.dispositions.iter().filter(|(_, d)| *d == Disposition::Ack).count();
+    assert_eq!((acked, requeued), (2, 8), "(30 - 7) / 11 users admitted: {:?}", out.dispositions);
+    assert_eq!(rig.world.borrow().connect.len(), 2);
+    // A requeued message goes back exactly as it came.
+    let Some(Disposition::Requeue { bodies }) = out.disposition("m9") else { panic!() };
+    assert_eq!(serde_json::from_str::<Value>(&bodies[0]).unwrap()["userId"], "00uB9");
+}
+
+#[test]
+fn retries_never_pass_the_budget_mid_user() {
+    let mut rig = Rig::new();
+    rig.cfg.subrequest_budget = 6;
+    rig.world.borrow_mut().add_user("00uANA", "ana@example.com", "ACTIVE");
+    rig.in_group("00gAGENTS", "00uANA");
+    for _ in 0..8 {
+        rig.world.borrow_mut().connect_faults.push_back(("SearchUsers", aws_error(500, "InternalServiceException")));
+    }
+    let out = rig.batch(&[("00uANA", "group.user_membership.add", 1)]);
+    assert_eq!(rig.http.count(), 6, "token, user, groups, then three tries of SearchUsers; the fourth never left");
+    assert!(matches!(out.dispositions[0].1, Disposition::Retry { .. }), "{:?}", out.dispositions);
+    assert!(out.logs[0].contains("WORKER_SUBREQUEST_BUDGET"), "{}", out.logs[0]);
+}
+
+#[test]
+fn the_reconciliation_defers_what_its_subrequest_budget_cannot_hold() {
+    let mut rig = Rig::new();
+    seed_drifted_world(&rig);
+    // Listing takes 7 (token, three groups, the app, the tag search, ListUsers); 5 more: two changes.
+    rig.cfg.subrequest_budget = 12;
+    let r = reconcile(&rig, false);
+    assert!(rig.http.count() <= 12, "{} subrequests", rig.http.count());
+    assert!(!r.ok && r.deferred > 0, "{:?}", r);
+    assert!(r.error.as_deref().unwrap().contains("deferred"), "{:?}", r.error);
+    let done = r.changes.iter().filter(|c| c.result == "done").count();
+    assert_eq!(done as u32 + r.deferred, r.planned.create + r.planned.update + r.planned.delete);
+    // The next runs continue from Okta's state until nothing is left.
+    for _ in 0..5 {
+        if reconcile(&rig, false).ok {
+            break;
+        }
+    }
+    let again = reconcile(&rig, true);
+    assert_eq!((again.planned.create, again.planned.update, again.planned.delete), (0, 0, 0));
+    // Too small for the listing itself: nothing changes, and the error says what to do.
+    rig.cfg.subrequest_budget = 3;
+    let r = reconcile(&rig, false);
+    assert!(r.error.as_deref().unwrap().contains("raise it"), "{:?}", r.error);
 }

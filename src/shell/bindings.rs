@@ -37,11 +37,32 @@ pub async fn read_capped(stream: Option<ByteStream>, max: usize) -> Result<Vec<u
     Ok(out)
 }
 
-/// An incoming request's body, at most `max` bytes (a larger `Content-Length` is refused unread).
-pub async fn request_body(req: &mut Request, max: usize) -> Result<Vec<u8>, ReadError> {
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+/// Whether a body can be read whole (`arrayBuffer()`, one call) rather than streamed: its length is
+/// declared, within the bound, and no content coding can make it larger once decoded. Reading the
+/// stream chunk by chunk (reader, read, releaseLock through wasm-bindgen) cost about a fifth of a
+/// warm telephony request's CPU in the bare-workerd profile (bench/README.md).
+fn read_whole(headers: &Headers, max: usize) -> Result<bool, ReadError> {
+    let declared = headers.get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {
         return Err(ReadError::TooLarge);
+    }
+    let coded = headers.get("content-encoding").ok().flatten().is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
+    Ok(declared.is_some() && !coded)
+}
+
+/// A whole body, checked against its bound once more.
+fn bounded(body: worker::Result<Vec<u8>>, max: usize) -> Result<Vec<u8>, ReadError> {
+    match body {
+        Ok(b) if b.len() > max => Err(ReadError::TooLarge),
+        Ok(b) => Ok(b),
+        Err(e) => Err(ReadError::Broken(e.to_string())),
+    }
+}
+
+/// An incoming request's body, at most `max` bytes (a larger `Content-Length` is refused unread).
+pub async fn request_body(req: &mut Request, max: usize) -> Result<Vec<u8>, ReadError> {
+    if read_whole(&req.headers(), max)? {
+        return bounded(req.bytes().await, max);
     }
     read_capped(req.stream().ok(), max).await
 }
@@ -88,13 +109,15 @@ async fn fetch_bounded(req: HttpRequest, timeout_ms: u64, max_bytes: usize) -> R
     let exchange = async move {
         let mut resp =
             Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| FetchError::Network(e.to_string()))?;
-        let declared = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > max_bytes) {
-            return Err(FetchError::BodyTooLarge);
-        }
+        let whole = read_whole(&resp.headers(), max_bytes);
         let status = resp.status_code();
         let headers: Vec<(String, String)> = resp.headers().entries().collect();
-        let body = read_capped(resp.stream().ok(), max_bytes).await.map_err(|e| match e {
+        let body = match whole {
+            Ok(true) => bounded(resp.bytes().await, max_bytes),
+            Ok(false) => read_capped(resp.stream().ok(), max_bytes).await,
+            Err(e) => Err(e),
+        };
+        let body = body.map_err(|e| match e {
             ReadError::TooLarge => FetchError::BodyTooLarge,
             ReadError::Broken(e) => FetchError::Network(e),
         })?;

@@ -9,6 +9,7 @@
 //!   reconciliation on its own cron (`RECONCILE_CRON`) and behind `/admin/provisioning/reconcile`.
 
 mod bindings;
+mod dead_letters;
 mod ledger;
 mod queue;
 
@@ -157,7 +158,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         None
     };
     let allow = match path.as_str() {
-        "/admin/templates/status" | "/admin/guard/status" => "GET",
+        "/admin/templates/status" | "/admin/guard/status" | "/admin/provisioning/dead-letters" => "GET",
         "/okta/events" => "GET, POST",
         _ => "POST",
     };
@@ -177,6 +178,14 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_
         ("/admin/templates/sync", Method::Post) => admin_request(req, env, Op::Sync).await?,
         ("/admin/templates/status", Method::Get) => admin_request(req, env, Op::Status).await?,
         ("/admin/provisioning/reconcile", Method::Post) => reconcile_request(req, env).await?,
+        ("/admin/provisioning/dead-letters", Method::Get) => dead_letters::list_request(req, env).await?,
+        ("/admin/provisioning/redrive", Method::Post) => dead_letters::redrive_request(req, env).await?,
+        ("/admin/provisioning/dead-letters", _) => {
+            answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED")
+        }
+        ("/admin/provisioning/redrive", _) => {
+            answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
+        }
         ("/admin/guard/status", Method::Get) => guard_request(req, env, false).await?,
         ("/admin/guard/release", Method::Post) => guard_request(req, env, true).await?,
         ("/admin/guard/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
@@ -255,6 +264,14 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         return;
     }
     let settings = read_settings(&env, sync_config::SETTINGS);
+    // Still the template sync (as always), but a tick that looks meant for the reconciliation says so.
+    let sync_on = !matches!(SyncConfig::from_source(&settings), Ok(None));
+    let reconcile_cron = prov_config::reconcile_cron(&prov);
+    if let Some(alert) =
+        provisioning::dead_letter::unmatched_cron(&event.cron(), &reconcile_cron, prov_config::enabled(&prov), sync_on)
+    {
+        console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
+    }
     let kv = match env.kv("TEMPLATES") {
         Ok(kv) => WorkerKv(kv),
         Err(e) => {

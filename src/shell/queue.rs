@@ -4,20 +4,53 @@
 //! `provisioning::handle_batch` decide, then ack, retry with a delay, or send to the
 //! dead-letter queue (`PROVISIONING_DLQ`) and ack.
 //!
-//! A batch from a queue whose name ends in `-dlq` is a dead-letter queue consumed locally: each
-//! message is logged (level error) and acked.
+//! A batch from a queue whose name ends in `-dlq` is a dead-letter queue: each message is logged
+//! (level error), kept in `HOOK_STATE` for the admin endpoints (`provisioning::dead_letter`), then
+//! acked; one that could not be kept is retried.
 
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::{Message, MessageBatch};
-use worker::{console_error, console_log, Env, QueueContentType, RawMessageBuilder};
+use worker::{console_error, console_log, Env};
 
+use super::bindings::{WorkerKv, WorkerQueue};
 use super::{read_settings, ProvisioningParts};
-use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, Disposition, Incoming};
+use crate::edge::{queue_batches, Queue};
+use crate::provisioning::{
+    self, config as prov_config, config::ProvisioningConfig, dead_letter, Disposition, Incoming,
+};
 
 fn text(body: &JsValue) -> String {
     js_sys::JSON::stringify(body).map(String::from).unwrap_or_default()
+}
+
+/// Sends every message's bodies, then acks the messages whose bodies all reached the queue; the
+/// others are retried (never lost: the queue's own retries and dead-letter queue take over).
+async fn send_then_ack(queue: &WorkerQueue, items: &[(&Message, Vec<String>)], what: &str) {
+    let owners: Vec<usize> = items.iter().enumerate().flat_map(|(i, (_, b))| std::iter::repeat_n(i, b.len())).collect();
+    let bodies: Vec<String> = items.iter().flat_map(|(_, b)| b.iter().cloned()).collect();
+    let mut failed = vec![false; items.len()];
+    let mut offset = 0;
+    for chunk in queue_batches(&bodies) {
+        if let Err(e) = queue.send_batch(chunk).await {
+            console_error!(
+                "{}",
+                serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("could not {what} {} message(s): {e}", chunk.len())})
+            );
+            for &i in &owners[offset..offset + chunk.len()] {
+                failed[i] = true;
+            }
+        }
+        offset += chunk.len();
+    }
+    for ((m, _), failed) in items.iter().zip(failed) {
+        if failed {
+            retry(m, 60);
+        } else {
+            let _ = m.ack();
+        }
+    }
 }
 
 fn retry(msg: &Message, delay_s: u32) {
@@ -28,19 +61,49 @@ fn retry(msg: &Message, delay_s: u32) {
     }
 }
 
+/// A dead-letter queue's batch: each message is logged (level error), kept in `HOOK_STATE`
+/// (`provisioning::dead_letter`) and acked; one that could not be kept is retried, never lost.
+async fn dead_letters(name: &str, messages: &[Message], env: &Env) {
+    let arrived: Vec<dead_letter::Arrived> = messages
+        .iter()
+        .map(|m| dead_letter::Arrived {
+            id: m.id().map(String::from).unwrap_or_default(),
+            body: m.body().map(|b| text(&b)).unwrap_or_default(),
+            timestamp_ms: m.timestamp().map(|d| d.get_time()).unwrap_or_else(|_| js_sys::Date::now()) as u64,
+        })
+        .collect();
+    for a in &arrived {
+        console_error!(
+            "{}",
+            serde_json::json!({"msg": "provisioning dead letter", "level": "error", "queue": name, "deadLetter": serde_json::from_str::<serde_json::Value>(&a.body).unwrap_or_default()})
+        );
+    }
+    let stored = match env.kv("HOOK_STATE") {
+        Ok(kv) => dead_letter::store(&WorkerKv(kv), &arrived).await,
+        Err(e) => dead_letter::Stored {
+            kept: arrived.iter().map(|_| Err(crate::edge::KvError("no HOOK_STATE binding".into()))).collect(),
+            alerts: vec![format!("dead letters not stored (retried): no HOOK_STATE binding: {e}")],
+        },
+    };
+    for alert in &stored.alerts {
+        console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
+    }
+    for (m, kept) in messages.iter().zip(&stored.kept) {
+        match kept {
+            Ok(_) => {
+                let _ = m.ack();
+            }
+            Err(_) => retry(m, 60),
+        }
+    }
+}
+
 #[wasm_bindgen]
 pub async fn queue(batch: MessageBatch, env: Env, _ctx: worker::worker_sys::Context) -> Result<JsValue, JsValue> {
     let name = batch.queue().map(String::from).unwrap_or_default();
     let messages: Vec<Message> = batch.messages()?.iter().map(JsCast::unchecked_into).collect();
     if name.ends_with("-dlq") {
-        for m in &messages {
-            let body = m.body().map(|b| text(&b)).unwrap_or_default();
-            console_error!(
-                "{}",
-                serde_json::json!({"msg": "provisioning dead letter", "level": "error", "queue": name, "deadLetter": serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()})
-            );
-            let _ = m.ack();
-        }
+        dead_letters(&name, &messages, &env).await;
         return Ok(JsValue::UNDEFINED);
     }
     let incoming: Vec<Incoming> = messages
@@ -63,41 +126,20 @@ pub async fn queue(batch: MessageBatch, env: Env, _ctx: worker::worker_sys::Cont
     for alert in &outcome.alerts {
         console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
     }
-    let dlq = env.queue("PROVISIONING_DLQ");
+    // Sends are batched (one `sendBatch` per 100 messages): every send is a subrequest.
+    let (mut dead, mut requeue) = (Vec::new(), Vec::new());
     for (m, inc) in messages.iter().zip(&incoming) {
-        let Some(disposition) = outcome.disposition(&inc.id) else {
-            retry(m, 60);
-            continue;
-        };
-        match disposition {
-            Disposition::Ack => {
+        match outcome.disposition(&inc.id) {
+            None => retry(m, 60),
+            Some(Disposition::Ack) => {
                 let _ = m.ack();
             }
-            Disposition::Retry { delay_s } => retry(m, *delay_s),
-            Disposition::DeadLetter { body } => {
-                let sent = match (&dlq, js_sys::JSON::parse(body)) {
-                    (Ok(q), Ok(v)) => q
-                        .send_raw(RawMessageBuilder::new(v).build_with_content_type(QueueContentType::Json))
-                        .await
-                        .map_err(|e| e.to_string()),
-                    (Err(e), _) => Err(format!("no PROVISIONING_DLQ binding: {e}")),
-                    (_, Err(_)) => Err("dead letter is not JSON".into()),
-                };
-                match sent {
-                    Ok(()) => {
-                        let _ = m.ack();
-                    }
-                    Err(e) => {
-                        // Never lose it: the queue's own retries (and its dead_letter_queue) take over.
-                        console_error!(
-                            "{}",
-                            serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("could not dead-letter a message: {e}")})
-                        );
-                        retry(m, 60);
-                    }
-                }
-            }
+            Some(Disposition::Retry { delay_s }) => retry(m, *delay_s),
+            Some(Disposition::DeadLetter { body }) => dead.push((m, vec![body.clone()])),
+            Some(Disposition::Requeue { bodies }) => requeue.push((m, bodies.clone())),
         }
     }
+    send_then_ack(&WorkerQueue(env.queue("PROVISIONING_DLQ").map_err(|e| e.to_string())), &dead, "dead-letter").await;
+    send_then_ack(&WorkerQueue(env.queue("PROVISIONING").map_err(|e| e.to_string())), &requeue, "requeue").await;
     Ok(JsValue::UNDEFINED)
 }

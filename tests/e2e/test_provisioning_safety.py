@@ -8,10 +8,13 @@ Each scenario runs on its own instance with its own Okta org and Connect, so tha
 the deletion budget's Durable Object are theirs alone."""
 from __future__ import annotations
 
+import json
 import time
+import uuid
 
 import pytest
 
+from conftest import EVENT_HOOK_SECRET
 from test_provisioning import deliver, event, parse_line, reconcile, unique_login, user_logs, wait_until
 
 
@@ -167,10 +170,11 @@ def test_removals_over_the_hourly_budget_are_held_then_released(budget, worker_f
     for uid in uids:
         p.org.remove_from_group(p.group, uid)
     deliver(w, [event("group.user_membership.remove", u, l, group=p.group) for u, l in zip(uids, logins)])
-    held = wait_until(lambda: [u for u in uids if any(l.get("reason") == "DELETION_HELD_BUDGET_SPENT"
-                                                      for l in user_logs(w, u))] if len(p.connect.users()) == 2 else None,
-                      what="three deleted, two held")
-    assert len(held) == 2, held
+    def held_users():
+        held = [u for u in uids if any(l.get("reason") == "DELETION_HELD_BUDGET_SPENT" for l in user_logs(w, u))]
+        return held if len(held) == 2 else None
+    held = wait_until(held_users, what="two removals held")
+    assert len(p.connect.users()) == 2, "three deleted, two held"
     assert len(p.connect.calls("DeleteUser")) == 3
     assert any("PROVISIONING_MAX_DELETES_PER_HOUR (3)" in a for a in alerts(w)), alerts(w)
     lines = [l for u in held for l in user_logs(w, u) if l.get("reason") == "DELETION_HELD_BUDGET_SPENT"]
@@ -205,3 +209,42 @@ def test_the_reconciliation_holds_deletions_over_the_budget(reconcile_budget):
     assert "DELETION_HELD_BUDGET_SPENT" in rep["error"], rep["error"]
     assert sum(c["result"] == "held" for c in rep["changes"]) == 15
     assert len(p.connect.users()) == 15
+
+
+@pytest.fixture(scope="module")
+def bulk(worker_factory, mocks):
+    return instance(worker_factory, mocks, "prov-bulk")
+
+
+def test_a_delivery_of_2000_events_and_17_mb_is_accepted_and_every_user_converges(bulk):
+    w, p = bulk
+    users = []
+    for i in range(200):
+        login = unique_login(f"bulk{i}")
+        uid = p.org.add_user(login, "Bulk", f"User{i}")
+        p.org.add_to_group(p.group, uid)
+        users.append((uid, login))
+    events = [event("group.user_membership.add", uid, login, group=p.group)
+              for _ in range(10) for uid, login in users]
+    assert len(events) == 2000
+    body = {"eventType": "com.okta.event_hook", "eventTypeVersion": "1.0", "cloudEventsVersion": "0.1",
+            "source": "https://example.okta.com/api/v1/eventHooks/whoXXX", "eventId": str(uuid.uuid4()),
+            "eventTime": "2026-11-21T10:00:00.000Z", "contentType": "application/json",
+            "data": {"events": events}, "padding": "x" * (17 * 1024 * 1024)}
+    data = json.dumps(body).encode()
+    assert len(data) > 16 * 1024 * 1024
+    r = w.request("POST", "/okta/events", data=data, timeout=60,
+                  headers={"Content-Type": "application/json", "Authorization": EVENT_HOOK_SECRET})
+    assert r.status_code == 200, r.text
+    line = wait_until(lambda: next((parse_line(l) for l in reversed(w.log_lines())
+                                    if body["eventId"] in l and '"okta event hook"' in l), None), what="the hook's log line")
+    assert (line["received"], line["relevant"], line["enqueued"], line["messages"]) == (2000, 2000, 2000, 1), line
+    wait_until(lambda: all(p.connect.user_by_username(login) for _, login in users), timeout=240,
+               what="all 200 users in Connect")
+    assert len([c for c in p.connect.calls("CreateUser")]) == 200
+    assert not p.connect.rejected()
+    # Past the documented bound (32 MiB) a delivery is refused with 413, and only then.
+    huge = json.dumps(dict(body, padding="x" * (33 * 1024 * 1024))).encode()
+    r = w.request("POST", "/okta/events", data=huge, timeout=60,
+                  headers={"Content-Type": "application/json", "Authorization": EVENT_HOOK_SECRET})
+    assert r.status_code == 413
