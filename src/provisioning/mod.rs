@@ -67,6 +67,35 @@ pub struct Edge<'a, H, C, S: RsaSigner, D> {
     pub sources: &'a SourcesCache,
 }
 
+/// An edge's HTTP and ledger calls, counted against one invocation's [`Budget`].
+pub struct Metering<'a, H, D> {
+    http: Metered<'a, H>,
+    ledger: Metered<'a, D>,
+}
+
+impl<'a, H, D> Metering<'a, H, D> {
+    pub fn new<C, S: RsaSigner>(edge: &Edge<'a, H, C, S, D>, budget: &'a Budget) -> Self {
+        Metering { http: Metered { inner: edge.http, budget }, ledger: Metered { inner: edge.ledger, budget } }
+    }
+}
+
+impl<'a, H, C, S: RsaSigner, D> Edge<'a, H, C, S, D> {
+    /// This edge with its calls counted by `m` (see [`crate::budget`]).
+    pub fn metered<'b>(&self, m: &'b Metering<'a, H, D>) -> Edge<'b, Metered<'a, H>, C, S, Metered<'a, D>>
+    where
+        'a: 'b,
+    {
+        Edge {
+            http: &m.http,
+            clock: self.clock,
+            signer: self.signer,
+            session: self.session,
+            ledger: &m.ledger,
+            sources: self.sources,
+        }
+    }
+}
+
 impl<H: Http, C: Clock, S: RsaSigner, D: Durable> Edge<'_, H, C, S, D> {
     /// An Okta client for one unit of work, waiting at most `max_wait_ms` for a rate-limit reset.
     pub fn okta<'b>(&'b self, cfg: &'b crate::okta::OktaApiConfig, max_wait_ms: u64) -> OktaApi<'b, H, C, S> {
@@ -484,16 +513,8 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             }
         }
     }
-    let (http, ledger) =
-        (Metered { inner: edge.http, budget: &budget }, Metered { inner: edge.ledger, budget: &budget });
-    let edge = &Edge {
-        http: &http,
-        clock: edge.clock,
-        signer: edge.signer,
-        session: edge.session,
-        ledger: &ledger,
-        sources: edge.sources,
-    };
+    let metering = Metering::new(edge, &budget);
+    let edge = &edge.metered(&metering);
     let results: Vec<_> = stream::iter(admitted)
         .map(|(user_id, msgs, reservation)| async move {
             let _reservation = reservation;

@@ -19,9 +19,9 @@ use super::config::ProvisioningConfig;
 use super::connect::{diff, owner, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
 use super::mapping::{desired, has_access_status, Desired};
 use super::safety::{DeleteGate, Deletions};
-use super::{Edge, OWNED_BY_ANOTHER_OKTA_USER, UNMANAGED_USER_EXISTS};
+use super::{Edge, Metering, OWNED_BY_ANOTHER_OKTA_USER, UNMANAGED_USER_EXISTS};
 use crate::aws::connect::{ConnectUser, UserSummary};
-use crate::budget::{self, Budget, Metered};
+use crate::budget::{self, Budget};
 use crate::config::ConfigError;
 use crate::edge::{Clock, Durable, Http};
 use crate::okta::assertion::RsaSigner;
@@ -300,16 +300,8 @@ pub async fn run<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     // Every call counts against the invocation's subrequest budget: a listing that would pass it
     // fails before any change, and changes past it are deferred to the next run.
     let budget = Budget::new(cfg.subrequest_budget);
-    let (http, ledger) =
-        (Metered { inner: edge.http, budget: &budget }, Metered { inner: edge.ledger, budget: &budget });
-    let edge = &Edge {
-        http: &http,
-        clock: edge.clock,
-        signer: edge.signer,
-        session: edge.session,
-        ledger: &ledger,
-        sources: edge.sources,
-    };
+    let metering = Metering::new(edge, &budget);
+    let edge = &edge.metered(&metering);
     let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
     let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 1000 / u64::from(cfg.reconcile_rps.max(1)));
 

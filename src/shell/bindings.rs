@@ -61,7 +61,7 @@ fn bounded(body: worker::Result<Vec<u8>>, max: usize) -> Result<Vec<u8>, ReadErr
 
 /// An incoming request's body, at most `max` bytes (a larger `Content-Length` is refused unread).
 pub async fn request_body(req: &mut Request, max: usize) -> Result<Vec<u8>, ReadError> {
-    if read_whole(&req.headers(), max)? {
+    if read_whole(req.headers(), max)? {
         return bounded(req.bytes().await, max);
     }
     read_capped(req.stream().ok(), max).await
