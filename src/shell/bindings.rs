@@ -109,7 +109,7 @@ async fn fetch_bounded(req: HttpRequest, timeout_ms: u64, max_bytes: usize) -> R
     let exchange = async move {
         let mut resp =
             Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| FetchError::Network(e.to_string()))?;
-        let whole = read_whole(&resp.headers(), max_bytes);
+        let whole = read_whole(resp.headers(), max_bytes);
         let status = resp.status_code();
         let headers: Vec<(String, String)> = resp.headers().entries().collect();
         let body = match whole {
