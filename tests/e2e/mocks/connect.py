@@ -21,6 +21,16 @@ Every request is checked the way AWS would, independently of the Worker's code:
   * usernames as Connect accepts them with SAML identity management: up to 64 of [a-zA-Z0-9_-.@].
 Then the FIFO of scripted faults (the first entry whose "op", if any, matches), or the operation.
 
+`saml=True` (constructor, or set `connect.saml` at any time) makes it an instance with SAML
+identity management, as the CreateUser/UserIdentityInfo documentation describes it; by default
+(False) none of this is checked:
+  * CreateUser and UpdateUserIdentityInfo need IdentityInfo.FirstName and .LastName, non-empty and
+    in Unicode NFC ("text containing characters in a non-NFC form ... [is] not accepted");
+  * IdentityInfo.Email, Password and DirectoryUserId are errors with SAML;
+  * the Username's `@` only in an e-mail form: once, a local part, a domain with a dot
+    ("testuser@example" is refused);
+all answered 400 InvalidRequestException (outcome "error", nothing stored).
+
 Implemented: CreateUser, DescribeUser, SearchUsers, ListUsers, UpdateUserSecurityProfiles,
 UpdateUserRoutingProfile, UpdateUserIdentityInfo, UpdateUserPhoneConfig, DeleteUser, TagResource,
 UntagResource. Any other operation of the model is answered 400 InvalidRequestException.
@@ -41,6 +51,7 @@ import json
 import re
 import secrets
 import time
+import unicodedata
 import uuid
 from urllib.parse import parse_qs, unquote
 
@@ -52,6 +63,8 @@ from .aws import SigV4Mock, model_status, validate_params
 
 JSON_CT = "application/json"
 USERNAME_RE = re.compile(r"[a-zA-Z0-9_\-.@]{1,64}")
+# With SAML, `@` only in an e-mail form: local@domain.tld (each dot-separated label non-empty).
+SAML_EMAIL_FORM_RE = re.compile(r"[a-zA-Z0-9_\-.]+@[a-zA-Z0-9_\-]+(\.[a-zA-Z0-9_\-]+)+")
 SEARCH_FIELDS = {"Username", "FirstName", "LastName", "RoutingProfileId", "SecurityProfileId",
                  "resourceId", "ResourceId"}
 DEFAULT_PHONE_CONFIG = {"PhoneType": "SOFT_PHONE", "AutoAccept": False, "AfterContactWorkTimeLimit": 0}
@@ -153,8 +166,9 @@ class MockConnect(SigV4Mock):
     def __init__(self, access_key: str, secret_key: str, session_token: str | None = None, *,
                  region: str = "us-east-1", instance_id: str = "11111111-2222-3333-4444-555555555555",
                  account: str = "111122223333", security_profiles=None, routing_profiles=None,
-                 max_skew_s: int = 300):
+                 max_skew_s: int = 300, saml: bool = False):
         self.instance_id = instance_id
+        self.saml = saml                       # SAML identity management rules (see the module doc)
         self.account = account
         self.security_profiles = set(security_profiles) if security_profiles is not None else None
         self.routing_profiles = set(routing_profiles) if routing_profiles is not None else None
@@ -348,10 +362,31 @@ class MockConnect(SigV4Mock):
         if rp is not None and self.routing_profiles is not None and rp not in self.routing_profiles:
             raise _Fail("InvalidParameterException", f"unknown routing profile {rp}")
 
+    def _check_saml_identity(self, info: dict | None):
+        """With SAML: FirstName and LastName required, in NFC; Email refused."""
+        if not self.saml:
+            return
+        info = info or {}
+        for field in ("FirstName", "LastName"):
+            value = info.get(field)
+            if not value:
+                raise _Fail("InvalidRequestException", f"IdentityInfo.{field} is required with SAML identity management")
+            if not unicodedata.is_normalized("NFC", value):
+                raise _Fail("InvalidRequestException", f"IdentityInfo.{field} must be in Unicode Normalization Form C")
+        if "Email" in info:
+            raise _Fail("InvalidRequestException", "IdentityInfo.Email is not allowed with SAML identity management")
+
     def _op_CreateUser(self, p: dict) -> dict:
         self._instance(p)
         if not USERNAME_RE.fullmatch(p["Username"]):
             raise _Fail("InvalidParameterException", f"Username {p['Username']!r}: up to 64 of [a-zA-Z0-9_-.@]")
+        if self.saml:
+            if "@" in p["Username"] and not SAML_EMAIL_FORM_RE.fullmatch(p["Username"]):
+                raise _Fail("InvalidRequestException", f"Username {p['Username']!r}: @ only in an e-mail form")
+            for field in ("Password", "DirectoryUserId"):
+                if field in p:
+                    raise _Fail("InvalidRequestException", f"{field} is not allowed with SAML identity management")
+        self._check_saml_identity(p.get("IdentityInfo"))
         self._check_profiles(p)
         if any(u["Username"] == p["Username"] for u in self._users.values()):
             raise _Fail("DuplicateResourceException", f"User with username {p['Username']} already exists")
@@ -379,6 +414,8 @@ class MockConnect(SigV4Mock):
         self._update(p, "RoutingProfileId")
 
     def _op_UpdateUserIdentityInfo(self, p: dict) -> None:
+        self._user(p)
+        self._check_saml_identity(p.get("IdentityInfo"))
         self._update(p, "IdentityInfo")
 
     def _op_UpdateUserPhoneConfig(self, p: dict) -> None:
