@@ -7,6 +7,7 @@
 //! | `AWS_DYNAMODB_ENDPOINT` | `https://dynamodb.{AWS_REGION}.amazonaws.com` | DynamoDB endpoint (http allowed, for emulators) |
 //! | `SYNC_PAGE_SIZE` | 100 | `Limit` of each Scan page, 1–1000 |
 //! | `SYNC_MAX_PAGES` | 200 | a table needing more pages fails the run (nothing published), 1–1000 |
+//! | `WORKER_SUBREQUEST_BUDGET` | 50 | Scan requests of one run, retries included (see `crate::budget`) |
 //! | `ADMIN_SECRET` | unset: admin endpoints off | bearer token of `/admin/templates/*`, at least 24 characters |
 //!
 //! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are shared
@@ -24,6 +25,7 @@ pub const SETTINGS: &[&str] = &[
     "AWS_DYNAMODB_ENDPOINT",
     "SYNC_PAGE_SIZE",
     "SYNC_MAX_PAGES",
+    "WORKER_SUBREQUEST_BUDGET",
     "ADMIN_SECRET",
     "AWS_REGION",
     "AWS_ACCESS_KEY_ID",
@@ -44,6 +46,8 @@ pub struct SyncConfig {
     pub aws: Credentials,
     pub page_size: u32,
     pub max_pages: u32,
+    /// `WORKER_SUBREQUEST_BUDGET`: the Scan requests of one run, retries included.
+    pub subrequest_budget: u32,
 }
 
 impl SyncConfig {
@@ -68,7 +72,8 @@ impl SyncConfig {
         let aws = aws_credentials(&get, " for the template sync")?;
         let page_size = number(&get, "SYNC_PAGE_SIZE", DEFAULT_PAGE_SIZE.into(), 1, dynamodb::MAX_LIMIT.into())? as u32;
         let max_pages = number(&get, "SYNC_MAX_PAGES", DEFAULT_MAX_PAGES.into(), 1, 1000)? as u32;
-        Ok(Some(SyncConfig { table, region, endpoint, aws, page_size, max_pages }))
+        let subrequest_budget = crate::budget::setting(&get)?;
+        Ok(Some(SyncConfig { table, region, endpoint, aws, page_size, max_pages, subrequest_budget }))
     }
 }
 

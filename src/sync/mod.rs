@@ -40,6 +40,7 @@ use self::items::{Entry, Format};
 use crate::aws::dynamodb::{self, Item, ScanInput, ScanOutput};
 use crate::aws::error::RetryClass;
 use crate::aws::sign;
+use crate::budget::{self, Budget, Metered};
 use crate::edge::{Clock, FetchError, Http, Kv, KvError};
 use crate::locale::Locale;
 use crate::template::store::{set_key, Pointer, CURRENT_KEY};
@@ -215,7 +216,10 @@ pub async fn run<H: Http, K: Kv, C: Clock>(
     let started = clock.now_ms();
     let mut report = SyncReport::new(trigger, &cfg.table, started);
     let kv = Counted { kv, reads: Cell::new(0), writes: Cell::new(0) };
-    let result = sync(cfg, http, &kv, clock, started, &mut report).await;
+    // Every Scan request counts against the invocation's subrequest budget (KV does not).
+    let budget = Budget::new(cfg.subrequest_budget);
+    let http = Metered { inner: http, budget: &budget };
+    let result = sync(cfg, &http, &kv, clock, started, &mut report).await;
     report.kv_reads = kv.reads.get();
     report.kv_writes = kv.writes.get();
     report.duration_ms = clock.now_ms().saturating_sub(started);
@@ -336,6 +340,12 @@ async fn scan_page<H: Http, C: Clock>(
             },
             Err(FetchError::BodyTooLarge) => {
                 return Err(format!("DynamoDB Scan page {page}: the answer exceeds the size limit"));
+            }
+            Err(FetchError::Network(e)) if e == budget::SPENT => {
+                return Err(format!(
+                    "DynamoDB Scan page {page}: the run needs more than WORKER_SUBREQUEST_BUDGET ({}) requests; raise SYNC_PAGE_SIZE (now {}, up to 1000) or the budget: nothing published",
+                    cfg.subrequest_budget, cfg.page_size
+                ));
             }
             Err(e) => e.to_string(),
         };

@@ -390,6 +390,17 @@ fn more_pages_than_allowed_publishes_nothing() {
     assert_eq!((r.dynamodb_pages, w.kv.writes()), (3, 0));
 }
 
+#[test]
+fn a_run_stays_within_the_subrequest_budget_and_says_what_to_raise() {
+    let mut w = world_with(sample_table(), 1);
+    w.cfg.subrequest_budget = 3;
+    let r = w.run();
+    assert!(!r.ok);
+    let e = r.error.unwrap();
+    assert!(e.contains("WORKER_SUBREQUEST_BUDGET (3)") && e.contains("SYNC_PAGE_SIZE"), "{e}");
+    assert_eq!((w.http.count(), r.dynamodb_pages, w.kv.writes()), (3, 3, 0), "the fourth Scan never left");
+}
+
 // ---- invalid items ------------------------------------------------------------------------------
 
 #[test]
