@@ -470,12 +470,24 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             return out;
         }
     };
+    let budget = Budget::new(cfg.subrequest_budget);
+    let sources = (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
+    let _batch = budget.reserve(SUBREQUESTS_PER_BATCH + sources);
+    let mut sends = Vec::new();
     // Parse; poison messages go straight to the dead-letter queue.
     let mut by_user: BTreeMap<String, Vec<(&Incoming, QueueMessage)>> = BTreeMap::new();
     for m in batch {
         match serde_json::from_str::<QueueMessage>(&m.body) {
             Ok(q) if !q.users.is_empty() && q.users.iter().chain([&q.user_id]).all(|u| is_okta_id(u)) => {
-                out.dispositions.push((m.id.clone(), Disposition::Requeue { bodies: split(&q) }));
+                // Its sends (one per 100 users) come out of this invocation's budget too.
+                let bodies = split(&q);
+                match budget.reserve(bodies.len().div_ceil(crate::edge::QUEUE_BATCH) as u32) {
+                    Some(r) => {
+                        sends.push(r);
+                        out.dispositions.push((m.id.clone(), Disposition::Requeue { bodies }));
+                    }
+                    None => out.dispositions.push((m.id.clone(), Disposition::Retry { delay_s: 1 })),
+                }
             }
             Ok(q) if is_okta_id(&q.user_id) && q.users.is_empty() => {
                 by_user.entry(q.user_id.clone()).or_default().push((m, q))
@@ -496,9 +508,6 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     }
     // Admit users while the invocation's subrequest budget has room; the rest go back to the queue
     // as they came, for a later invocation.
-    let budget = Budget::new(cfg.subrequest_budget);
-    let sources = (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
-    let _batch = budget.reserve(SUBREQUESTS_PER_BATCH + sources);
     let per_user = SUBREQUESTS_PER_USER + cfg.app_ids.len() as u32;
     let mut admitted = Vec::new();
     for (user_id, msgs) in by_user {

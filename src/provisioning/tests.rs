@@ -910,3 +910,27 @@ fn the_reconciliation_defers_what_its_subrequest_budget_cannot_hold() {
     let r = reconcile(&rig, false);
     assert!(r.error.as_deref().unwrap().contains("raise it"), "{:?}", r.error);
 }
+
+#[test]
+fn splitting_bulk_messages_stays_within_the_budget() {
+    let mut rig = Rig::new();
+    rig.cfg.subrequest_budget = 12;
+    let bulk = |i: usize| {
+        let users: Vec<String> = (0..299).map(|u| format!("00uM{i}x{u}")).collect();
+        json!({"uuid": format!("e{i}"), "eventType": "group.user_membership.add", "userId": format!("00uM{i}"), "users": users})
+    };
+    // Each splits into 300 messages: 3 sends. The batch holds 3 + 4 sources; 12 leaves room for one.
+    let batch: Vec<Incoming> =
+        (0..3).map(|i| Incoming { id: format!("m{i}"), body: bulk(i).to_string(), attempts: 1 }).collect();
+    let out = block_on(handle_batch(Ok(&rig.cfg), &rig.edge(), &batch));
+    let kinds: Vec<&str> = out
+        .dispositions
+        .iter()
+        .map(|(_, d)| match d {
+            Disposition::Requeue { .. } => "requeue",
+            Disposition::Retry { .. } => "retry",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["requeue", "retry", "retry"]);
+}
