@@ -107,6 +107,21 @@ fn scrub(error: &str, login: Option<&str>) -> String {
     out
 }
 
+/// The error-level log line of one arrived dead letter: the dead letter without the message's
+/// login, its error scrubbed as when it is stored (logs never carry a login).
+pub fn log_line(queue: &str, body: &str) -> String {
+    let mut letter: Value = serde_json::from_str(body).unwrap_or_default();
+    let login = letter.pointer_mut("/message").and_then(Value::as_object_mut).and_then(|m| m.remove("login"));
+    let login = login.as_ref().and_then(Value::as_str);
+    if let Some(e) = letter.get_mut("error") {
+        if let Some(text) = e.as_str() {
+            *e = Value::String(scrub(text, login));
+        }
+    }
+    serde_json::json!({"msg": "provisioning dead letter", "level": "error", "queue": queue, "deadLetter": letter})
+        .to_string()
+}
+
 /// A message id usable in a key: `[A-Za-z0-9_-]`, at most 128.
 fn key_part(id: &str) -> String {
     id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).take(128).collect()
@@ -869,5 +884,19 @@ mod tests {
         assert_eq!(query_param("https://w/x", "id"), None);
         assert_eq!(scrub("user ana@example.com exists", None), "user [redacted] exists");
         assert_eq!(scrub("name ana.k exists", Some("ana.k")), "name [redacted] exists");
+    }
+
+    #[test]
+    fn the_log_line_carries_no_login() {
+        let body = json!({"message": {"uuid": "u1", "eventType": "x", "userId": "00uA", "login": "ana@example.com"},
+                          "reason": "INVALID_USERNAME", "error": "user ana@example.com refused", "attempts": 1});
+        let line = log_line("okta-provisioning-dlq", &body.to_string());
+        assert!(!line.contains("ana@example.com"), "{line}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (v["deadLetter"]["reason"].as_str(), v["deadLetter"]["message"]["userId"].as_str()),
+            (Some("INVALID_USERNAME"), Some("00uA"))
+        );
+        assert!(log_line("q", "not json").contains("provisioning dead letter"));
     }
 }

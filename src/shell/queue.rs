@@ -73,10 +73,7 @@ async fn dead_letters(name: &str, messages: &[Message], env: &Env) {
         })
         .collect();
     for a in &arrived {
-        console_error!(
-            "{}",
-            serde_json::json!({"msg": "provisioning dead letter", "level": "error", "queue": name, "deadLetter": serde_json::from_str::<serde_json::Value>(&a.body).unwrap_or_default()})
-        );
+        console_error!("{}", dead_letter::log_line(name, &a.body));
     }
     let stored = match env.kv("HOOK_STATE") {
         Ok(kv) => dead_letter::store(&WorkerKv(kv), &arrived).await,
