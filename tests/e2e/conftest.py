@@ -612,6 +612,20 @@ def header_worker(worker_factory, mocks):
     }, aws=mocks.aws_token)
 
 
+@pytest.fixture
+def w(oauth_worker):
+    """The default instance, its messaging stand-in's records cleared."""
+    oauth_worker.aws.reset()
+    return oauth_worker
+
+
+@pytest.fixture
+def hw(header_worker):
+    """The header-secret instance, its messaging stand-in's records cleared."""
+    header_worker.aws.reset()
+    return header_worker
+
+
 @pytest.fixture(scope="session")
 def events_worker(worker_factory):
     """The event hook configured (default auth header `Authorization`), with the fixtures' app and

@@ -13,16 +13,10 @@ from mocks.okta import ATTACKS, MockOkta, b64u
 
 
 @pytest.fixture
-def w(oauth_worker):
-    oauth_worker.aws.reset()
-    oauth_worker.okta.reset_counters()
-    return oauth_worker
-
-
-@pytest.fixture
-def hw(header_worker):
-    header_worker.aws.reset()
-    return header_worker
+def w(w):
+    """conftest's `w`, its Okta stand-in's counters cleared too."""
+    w.okta.reset_counters()
+    return w
 
 
 def bearer(token: str) -> dict:

@@ -17,18 +17,6 @@ from helpers import (SMS_FIXTURE, VOICE_FIXTURE, answer_kind, assert_delivery_er
                      assert_successful, log_entries, log_mark, random_us_number, variant)
 
 
-@pytest.fixture
-def w(oauth_worker):
-    oauth_worker.aws.reset()
-    return oauth_worker
-
-
-@pytest.fixture
-def hw(header_worker):
-    header_worker.aws.reset()
-    return header_worker
-
-
 def send_copies(w, body: dict, n: int, *, timeout: float = 20) -> list[requests.Response]:
     """`n` copies of `body` at once: one thread and one connection each, each with its own freshly
     minted token (header mode: the secret), released together by a barrier."""

@@ -23,18 +23,6 @@ from mocks.okta import MockOkta
 LIMIT = 65536
 
 
-@pytest.fixture
-def w(oauth_worker):
-    oauth_worker.aws.reset()
-    return oauth_worker
-
-
-@pytest.fixture
-def hw(header_worker):
-    header_worker.aws.reset()
-    return header_worker
-
-
 # ---- raw HTTP/1.1 over a socket --------------------------------------------------------------------
 def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict, bytes]:
     """Status, headers (lower-case names) and body of one HTTP/1.1 answer, or TimeoutError."""

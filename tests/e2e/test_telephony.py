@@ -15,18 +15,6 @@ from helpers import (PHONE_ES, POOL_CA, POOL_DEFAULT, POOL_US, PREVIEW_FIXTURE, 
                      masked, mp, random_us_number, template, variant)
 
 
-@pytest.fixture
-def w(oauth_worker):
-    oauth_worker.aws.reset()
-    return oauth_worker
-
-
-@pytest.fixture
-def hw(header_worker):
-    header_worker.aws.reset()
-    return header_worker
-
-
 def assert_sms(rec, body, *, e164, identity, locale, ttl=(5, 300)):
     assert_clean_request(rec)
     assert rec["op"] == "SendTextMessage", rec["op"]
