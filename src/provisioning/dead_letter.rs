@@ -99,8 +99,10 @@ fn cap(s: &str, max_chars: usize) -> String {
 
 /// Errors can quote an answer from Okta or AWS: anything that looks like an e-mail or a login goes.
 fn scrub(error: &str, login: Option<&str>) -> String {
+    // A word with an `@` and a letter or digit could be an address; a bare "`@`" (a rule's text) stays.
+    let address = |w: &str| w.contains('@') && w.bytes().any(|b| b.is_ascii_alphanumeric());
     let mut out: String =
-        error.split(' ').map(|w| if w.contains('@') { "[redacted]" } else { w }).collect::<Vec<_>>().join(" ");
+        error.split(' ').map(|w| if address(w) { "[redacted]" } else { w }).collect::<Vec<_>>().join(" ");
     if let Some(l) = login.filter(|l| l.len() >= 3) {
         out = out.replace(l, "[redacted]");
     }
@@ -898,5 +900,6 @@ mod tests {
             (Some("INVALID_USERNAME"), Some("00uA"))
         );
         assert!(log_line("q", "not json").contains("provisioning dead letter"));
+        assert_eq!(scrub("it has 2 `@` but ana@x.io is not", None), "it has 2 `@` but [redacted] is not");
     }
 }
