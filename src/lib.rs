@@ -4,6 +4,7 @@
 //! Everything but `shell` is the pure core: it compiles and is tested natively and reaches the
 //! outside world only through the traits in `edge`.
 
+pub mod admin;
 pub mod auth;
 pub mod aws;
 pub mod budget;

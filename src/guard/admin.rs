@@ -13,12 +13,11 @@ use serde_json::json;
 
 use super::config::GuardConfig;
 use super::{prefix_objects, shards_for, windows_for, KeyKind, Tripped, ENROLLMENT, STATUS_OBJECT};
+use crate::admin::{refuse, AdminSecret, Handled};
 use crate::config::ConfigError;
 use crate::edge::Durable;
 use crate::ledger::{Reply, Request};
 use crate::phone::E164;
-use crate::sync::admin::{refuse, Handled};
-use crate::sync::config::AdminSecret;
 use crate::telephony::answer::{self, Answer};
 use crate::telephony::replay;
 
@@ -138,8 +137,8 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
+    use crate::admin::admin_secret;
     use crate::guard::config::GuardConfig;
-    use crate::sync::config::admin_secret;
     use crate::testing::{block_on, FakeClock, MemDurable};
 
     const SECRET: &str = "an-admin-secret-of-32-characters";

@@ -22,12 +22,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::admin::{refuse, AdminSecret, Handled};
 use crate::config::ConfigError;
 use crate::edge::{queue_batches, KvError, KvList, Queue};
 use crate::events::delivery::QueueMessage;
 use crate::okta::is_okta_id;
-use crate::sync::admin::{refuse, Handled};
-use crate::sync::config::AdminSecret;
 use crate::telephony::answer::{self, Answer};
 
 /// The KV prefix of the records.
@@ -525,7 +524,7 @@ mod tests {
 
     fn admin() -> Result<Option<AdminSecret>, ConfigError> {
         let settings = BTreeMap::from([("ADMIN_SECRET".to_string(), SECRET.to_string())]);
-        crate::sync::config::admin_secret(&settings)
+        crate::admin::admin_secret(&settings)
     }
 
     type Entry = (String, Option<u64>, Option<String>);

@@ -20,14 +20,13 @@ use super::connect::{diff, owner, Change, Connect, Created, MANAGED_TAG, MANAGED
 use super::mapping::{desired, has_access_status, Desired};
 use super::safety::{DeleteGate, Deletions};
 use super::{Edge, Metering, OWNED_BY_ANOTHER_OKTA_USER, UNMANAGED_USER_EXISTS};
+use crate::admin::{refuse, AdminSecret, Gate, Handled};
 use crate::aws::connect::{ConnectUser, UserSummary};
 use crate::budget::{self, Budget};
 use crate::config::ConfigError;
 use crate::edge::{Clock, Durable, Http};
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{OktaApi, OktaUser};
-use crate::sync::admin::{refuse, Gate, Handled};
-use crate::sync::config::AdminSecret;
 use crate::telephony::answer::{self, Answer};
 
 /// Changes listed in a report, at most (the counts are always complete).

@@ -8,7 +8,6 @@ use super::bindings::{request_body, WorkerKv, WorkerQueue};
 use super::{emit, read_settings};
 use crate::edge::{KvError, KvKey, KvList, KvPage};
 use crate::provisioning::dead_letter;
-use crate::sync::config as sync_config;
 use crate::telephony::answer::{self, Answer};
 
 impl KvList for WorkerKv {
@@ -47,7 +46,7 @@ impl KvList for WorkerKv {
 
 /// `GET /admin/provisioning/dead-letters[?limit=N | ?id=<id>]`.
 pub(super) async fn list_request(req: &Request, env: &Env) -> worker::Result<Answer> {
-    let admin = sync_config::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
+    let admin = crate::admin::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
     let kv = WorkerKv(env.kv("HOOK_STATE")?);
     let authorization = req.headers().get("authorization").ok().flatten();
     // The raw URL, as for `?dryRun` (no `url` crate).
@@ -58,7 +57,7 @@ pub(super) async fn list_request(req: &Request, env: &Env) -> worker::Result<Ans
 
 /// `POST /admin/provisioning/redrive` with an optional `{"ids": [...]}`.
 pub(super) async fn redrive_request(req: &mut Request, env: &Env) -> worker::Result<Answer> {
-    let admin = sync_config::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
+    let admin = crate::admin::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
     let kv = WorkerKv(env.kv("HOOK_STATE")?);
     let queue = WorkerQueue(env.queue("PROVISIONING").map_err(|e| format!("no PROVISIONING binding: {e}")));
     let authorization = req.headers().get("authorization").ok().flatten();

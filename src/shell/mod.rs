@@ -21,12 +21,13 @@ use worker::{
     console_error, console_log, event, Context, Date, Env, Method, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
+use crate::admin::{Gate, Handled};
 use crate::aws::dynamodb;
 use crate::config::{self, Config};
 use crate::events::{self, config::EventsConfig, Seen};
 use crate::okta::Session;
 use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, reconcile, safety::SourcesCache};
-use crate::sync::admin::{self, Gate, Handled, Op, SyncEdge};
+use crate::sync::admin::{self, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
 use crate::webcrypto::WebCrypto;
@@ -210,7 +211,7 @@ async fn admin_request(req: &Request, env: &Env, op: Op) -> worker::Result<Answe
     let handled = admin::handle(
         op,
         authorization.as_deref(),
-        sync_config::admin_secret(&settings),
+        crate::admin::admin_secret(&settings),
         SyncConfig::from_source(&settings),
         &gate,
         &edge,
@@ -240,7 +241,7 @@ async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
     let authorization = req.headers().get("authorization").ok().flatten();
     let handled = reconcile::admin(
         authorization.as_deref(),
-        sync_config::admin_secret(&settings),
+        crate::admin::admin_secret(&settings),
         provisioning_config(&settings),
         &gate,
         &edge,
@@ -307,7 +308,7 @@ async fn guard_request(req: &mut Request, env: &Env, release: bool) -> worker::R
             return Ok(answer::plain_error(503, "The hook is misconfigured", "CONFIGURATION_ERROR"));
         }
     };
-    let admin_secret = sync_config::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
+    let admin_secret = crate::admin::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
     let ledger = WorkerDurable(env.durable_object("OTP_LEDGER").map_err(|e| format!("no OTP_LEDGER binding: {e}")));
     let authorization = req.headers().get("authorization").ok().flatten();
     let handled = if release {

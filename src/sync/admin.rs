@@ -5,62 +5,25 @@
 //!   502 when it failed and nothing was published);
 //! - `GET /admin/templates/status` answers the version in service and the last runs.
 //!
-//! Both need `Authorization: Bearer <ADMIN_SECRET>`. The token (what follows `Bearer `) is
-//! compared with `ADMIN_SECRET` by `auth::secret::check`: SHA-256 digests compared in constant
-//! time, so neither content nor length leaks through timing. Anything else is 401. With
-//! `ADMIN_SECRET` unset (or invalid) the endpoints answer 503 to everyone; with the sync not
+//! Both need `Authorization: Bearer <ADMIN_SECRET>` ([`crate::admin`]); with the sync not
 //! configured, 503 after authentication. Answers use the Worker's JSON error shape.
 //!
 //! One run at a time per isolate ([`Gate`]): a second request meanwhile gets 409, a cron tick
 //! meanwhile is skipped.
 
-use std::cell::Cell;
-
-use super::config::{AdminSecret, SyncConfig};
+use super::config::SyncConfig;
 use super::{record, run, status, SyncReport, Trigger};
-use crate::auth::{jwt, secret, AuthError};
+use crate::admin::{refuse, AdminSecret};
+use crate::admin::{Gate, Handled};
 use crate::config::ConfigError;
 use crate::edge::{Clock, Http, Kv};
 use crate::telephony::answer::{self, Answer};
-
-/// At most one run per isolate at a time.
-#[derive(Default)]
-pub struct Gate(Cell<bool>);
-
-/// Holds the [`Gate`] until dropped.
-pub struct Entered<'a>(&'a Gate);
-
-impl Gate {
-    pub fn try_enter(&self) -> Option<Entered<'_>> {
-        if self.0.replace(true) {
-            None
-        } else {
-            Some(Entered(self))
-        }
-    }
-}
-
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
-        self.0 .0.set(false);
-    }
-}
 
 /// The admin operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     Sync,
     Status,
-}
-
-/// What the shell does with one admin request or cron tick.
-#[derive(Debug)]
-pub struct Handled {
-    pub answer: Answer,
-    /// The report's log line, when a sync ran.
-    pub log: Option<String>,
-    /// Lines operators must see.
-    pub alerts: Vec<String>,
 }
 
 /// The edge services a sync uses.
@@ -172,42 +135,4 @@ pub async fn handle<H: Http, K: Kv, C: Clock>(
             Handled { answer: Answer { status, body: report.to_json() }, log: Some(report.log_line()), alerts }
         }
     }
-}
-
-/// The answer to an admin request that may not proceed: admin endpoints off or misconfigured,
-/// or a wrong or missing `Authorization: Bearer <ADMIN_SECRET>`. `None`: authorized.
-pub fn refuse(authorization: Option<&str>, admin: Result<Option<AdminSecret>, ConfigError>) -> Option<Handled> {
-    let plain = |answer: Answer| Handled { answer, log: None, alerts: vec![] };
-    let secret = match admin {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Some(plain(answer::plain_error(
-                503,
-                "The admin endpoints are off (ADMIN_SECRET is not set)",
-                "ADMIN_DISABLED",
-            )))
-        }
-        Err(e) => {
-            return Some(Handled {
-                answer: answer::plain_error(503, "The admin endpoints are misconfigured", "ADMIN_MISCONFIGURED"),
-                log: None,
-                alerts: vec![format!("admin endpoints: {e}")],
-            })
-        }
-    };
-    if let Err(e) = authorize(authorization, &secret) {
-        let detail = match e {
-            AuthError::InvalidSecret => "the admin token does not match",
-            AuthError::MissingCredentials => "no Authorization header",
-            _ => "the Authorization header is not `Bearer <token>`",
-        };
-        return Some(plain(answer::unauthorized(401, detail, e.reason(), "Authorization")));
-    }
-    None
-}
-
-/// `Bearer <token>` with the token equal to the secret (constant time).
-fn authorize(authorization: Option<&str>, secret: &AdminSecret) -> Result<(), AuthError> {
-    let token = jwt::bearer(authorization)?;
-    secret::check(Some(token), secret.expose())
 }

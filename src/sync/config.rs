@@ -13,8 +13,6 @@
 //! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are shared
 //! with messaging.
 
-use std::fmt;
-
 use crate::aws::dynamodb;
 use crate::aws::Credentials;
 use crate::config::{aws_credentials, bad, getter, number, ConfigError, Source};
@@ -35,7 +33,6 @@ pub const SETTINGS: &[&str] = &[
 
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const DEFAULT_MAX_PAGES: u32 = 200;
-pub const MIN_ADMIN_SECRET_CHARS: usize = 24;
 
 /// Everything a sync run needs, validated.
 #[derive(Clone, Debug)]
@@ -74,35 +71,6 @@ impl SyncConfig {
         let max_pages = number(&get, "SYNC_MAX_PAGES", DEFAULT_MAX_PAGES.into(), 1, 1000)? as u32;
         let subrequest_budget = crate::budget::setting(&get)?;
         Ok(Some(SyncConfig { table, region, endpoint, aws, page_size, max_pages, subrequest_budget }))
-    }
-}
-
-/// The admin endpoints' bearer token. `Ok(None)` when `ADMIN_SECRET` is unset: the endpoints
-/// are off.
-pub fn admin_secret(src: &impl Source) -> Result<Option<AdminSecret>, ConfigError> {
-    let Some(secret) = getter(src)("ADMIN_SECRET") else { return Ok(None) };
-    if secret.chars().count() < MIN_ADMIN_SECRET_CHARS {
-        return Err(bad("ADMIN_SECRET", format!("must be at least {MIN_ADMIN_SECRET_CHARS} characters")));
-    }
-    if secret.len() > 512 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad("ADMIN_SECRET", "must be printable ASCII without spaces, at most 512 characters"));
-    }
-    Ok(Some(AdminSecret(secret)))
-}
-
-/// The admin secret; `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AdminSecret(String);
-
-impl AdminSecret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AdminSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminSecret(<redacted>)")
     }
 }
 
@@ -182,16 +150,5 @@ mod tests {
         assert_eq!(c.endpoint, "http://127.0.0.1:8000");
         assert_eq!(c.page_size, 2);
         assert_eq!(err(&[("TEMPLATE_TABLE", "arn:aws:s3:::bucket")]), "TEMPLATE_TABLE");
-    }
-
-    #[test]
-    fn admin_secret_must_be_long_and_is_never_printed() {
-        let m = |v: &str| settings(&[("ADMIN_SECRET", v)]);
-        assert_eq!(admin_secret(&settings(&[])).unwrap(), None);
-        assert_eq!(admin_secret(&m("short")).unwrap_err().setting, "ADMIN_SECRET");
-        assert_eq!(admin_secret(&m("twenty-four characters with spaces")).unwrap_err().setting, "ADMIN_SECRET");
-        let s = admin_secret(&m("an-admin-secret-of-32-characters")).unwrap().unwrap();
-        assert_eq!(s.expose(), "an-admin-secret-of-32-characters");
-        assert!(!format!("{s:?}").contains("admin-secret"));
     }
 }

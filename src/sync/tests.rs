@@ -7,10 +7,12 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use super::admin::{self, Gate, Op, SyncEdge};
-use super::config::{admin_secret, SyncConfig};
+use super::admin::{self, Op, SyncEdge};
+use super::config::SyncConfig;
 use super::items::{own_item, parse_item, Format};
 use super::*;
+use crate::admin::admin_secret;
+use crate::admin::{Gate, Handled};
 use crate::edge::{FetchError, HttpResponse};
 use crate::template::store::{Origin, TemplateCache};
 use crate::testing::{block_on, json_response, FakeClock, MemKv, ScriptedHttp};
@@ -676,13 +678,13 @@ fn admin_settings(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     m
 }
 
-fn call(w: &World, op: Op, auth: Option<&str>, settings: &BTreeMap<String, String>, sync_on: bool) -> admin::Handled {
+fn call(w: &World, op: Op, auth: Option<&str>, settings: &BTreeMap<String, String>, sync_on: bool) -> Handled {
     let edge = SyncEdge { http: &w.http, kv: &w.kv, clock: &w.clock };
     let sync = if sync_on { Ok(Some(w.cfg.clone())) } else { Ok(None) };
     block_on(admin::handle(op, auth, admin_secret(settings), sync, &Gate::default(), &edge))
 }
 
-fn reason(h: &admin::Handled) -> String {
+fn reason(h: &Handled) -> String {
     let v: Value = serde_json::from_str(&h.answer.body).unwrap();
     v["error"]["errorCauses"][0]["reason"].as_str().unwrap_or_default().to_string()
 }
