@@ -754,7 +754,9 @@ def table(results: dict, cold: dict | None, upstream: dict, setting: str) -> lis
     return ["BENCH " + line for line in lines]
 
 
-def bench(args, tmp: Path) -> int:
+def start_common(args, tmp: Path):
+    """What both modes serve: the bundle's snapshot, the KV seed, the Okta stand-in and, with
+    `--stand-ins loopback`, the verifying messaging stand-in."""
     snap = build_snapshot(args, tmp)
     seed = kv_seed(snap, args.kv_seed, tmp)
     okta = MockOkta("aus_local")
@@ -762,6 +764,11 @@ def bench(args, tmp: Path) -> int:
     if args.stand_ins == "loopback":
         from mocks.aws import MockMessaging
         messaging = MockMessaging(AKID, AWS_SECRET)
+    return snap, seed, okta, messaging
+
+
+def bench(args, tmp: Path) -> int:
+    snap, seed, okta, messaging = start_common(args, tmp)
     base = base_vars(args.stand_ins, okta, messaging and messaging.endpoint, args.guard_mode)
     counter = itertools.count()
 
@@ -1131,13 +1138,7 @@ def snap_label(args, snap: Path) -> str:
 
 
 def serve(args, tmp: Path) -> int:
-    snap = build_snapshot(args, tmp)
-    seed = kv_seed(snap, args.kv_seed, tmp)
-    okta = MockOkta("aus_local")
-    messaging = None
-    if args.stand_ins == "loopback":
-        from mocks.aws import MockMessaging
-        messaging = MockMessaging(AKID, AWS_SECRET)
+    snap, seed, okta, messaging = start_common(args, tmp)
     v = base_vars(args.stand_ins, okta, messaging and messaging.endpoint, args.guard_mode) \
         if args.stand_ins != "none" else dict(wrangler_settings().get("vars", {}))
     for item in args.var:
