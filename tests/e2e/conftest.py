@@ -112,9 +112,10 @@ class Sensitive:
             if len(value) >= 12:
                 found = value in text
             elif kind == "OTP" and len(value) < 6:
-                # A short code also matches JSON numbers by chance (`"ms":4829`); an OTP is a string, so
-                # a leak shows as text or a JSON string, never right after a `:`.
-                found = re.search(r"(?<![0-9A-Za-z:.])" + re.escape(value) + r"(?![0-9A-Za-z])", text) is not None
+                # A short code also matches by chance JSON numbers (`"ms":4829`) and the kept prefix of
+                # a masked phone number (`+4829•••`); an OTP leaks as text or a JSON string, never right
+                # after a `:` or a `+`.
+                found = re.search(r"(?<![0-9A-Za-z:.+])" + re.escape(value) + r"(?![0-9A-Za-z])", text) is not None
             else:
                 found = re.search(r"(?<![0-9A-Za-z])" + re.escape(value) + r"(?![0-9A-Za-z])", text) is not None
             if found:
