@@ -32,8 +32,8 @@ pub fn is_resource_id(id: &str) -> bool {
     (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// A Connect user as `SearchUsers` summarises it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// A Connect user as `SearchUsers` summarises it (and as a reconciliation stores it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ConnectUser {
     pub id: String,
@@ -136,10 +136,12 @@ pub fn list_users(endpoint: &str, instance_id: &str, max_results: u32, next: Opt
 }
 
 /// One user of a `ListUsers` page.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct UserSummary {
     pub id: String,
+    #[serde(default)]
+    pub arn: Option<String>,
     pub username: String,
 }
 
@@ -200,6 +202,13 @@ pub fn update_identity_info(endpoint: &str, instance_id: &str, user_id: &str, in
 /// `DELETE /users/{I}/{U}`.
 pub fn delete_user(endpoint: &str, instance_id: &str, user_id: &str) -> HttpRequest {
     HttpRequest { method: "DELETE", url: user_url(endpoint, instance_id, user_id, ""), headers: vec![], body: vec![] }
+}
+
+/// `POST /tags/{resourceArn}` (`TagResource`): the ARN is one path label, percent-encoded
+/// whole (its `:` and `/` included).
+pub fn tag_resource(endpoint: &str, arn: &str, tags: &BTreeMap<String, String>) -> HttpRequest {
+    let url = format!("{endpoint}/tags/{}", crate::http::percent_encode(arn, false));
+    json_body("POST", url, &json!({ "tags": tags }))
 }
 
 fn ok_or_error(resp: &HttpResponse) -> Result<(), AwsError> {

@@ -101,7 +101,7 @@ impl fmt::Display for OktaError {
 }
 
 /// The parts of an Okta user the provisioning uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct OktaUser {
     pub id: String,
     pub status: String,
@@ -185,6 +185,41 @@ pub struct OktaApi<'a, H, C, S: RsaSigner> {
     pub max_wait_ms: u64,
     /// API calls made (token requests included).
     pub calls: Cell<u32>,
+    /// The rate-limit headers of the latest answer that carried them.
+    pub rate: Cell<Option<RateLimit>>,
+}
+
+/// What Okta's `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` headers said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Epoch ms.
+    pub reset_ms: u64,
+}
+
+impl RateLimit {
+    fn of(resp: &HttpResponse) -> Option<RateLimit> {
+        let n = |name: &str| resp.header(name).and_then(|v| v.trim().parse::<u64>().ok());
+        Some(RateLimit {
+            limit: n("x-rate-limit-limit")?,
+            remaining: n("x-rate-limit-remaining")?,
+            reset_ms: n("x-rate-limit-reset")?.saturating_mul(1000),
+        })
+    }
+
+    /// Under a tenth of the window left: a long job leaves the rest to the org's other clients
+    /// (Okta's rate-limit warning fires at 90 % by default) and waits for the reset.
+    pub fn nearly_spent(&self) -> bool {
+        self.remaining.saturating_mul(10) < self.limit
+    }
+}
+
+/// One page of a listing and the URL of the next (`Link: rel="next"`, on the org's own API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub users: Vec<OktaUser>,
+    pub next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -241,7 +276,11 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
                 self.clock.sleep(200 * (1 << attempt)).await;
             }
             self.count();
-            match self.http.send(make(), CALL_TIMEOUT_MS).await {
+            let answer = self.http.send(make(), CALL_TIMEOUT_MS).await;
+            if let Some(rate) = answer.as_ref().ok().and_then(RateLimit::of) {
+                self.rate.set(Some(rate));
+            }
+            match answer {
                 Ok(r) if r.status == 429 => {
                     let reset = self.reset_ms(&r);
                     self.wait_for(reset).await?;
@@ -396,6 +435,19 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
         Ok(self.get(&format!("{}/api/v1/apps/{app_id}", self.cfg.org_url)).await?.is_some())
     }
 
+    /// One page of a listing at `url` and the next page's URL; `None` when it is a 404.
+    async fn page(&self, url: &str) -> Result<Option<(Vec<Value>, Option<String>)>, OktaError> {
+        let Some(resp) = self.get(url).await? else { return Ok(None) };
+        let page: Vec<Value> = serde_json::from_slice(&resp.body).map_err(|_| OktaError::Malformed("list page"))?;
+        // Only the org's own API: a Link to anywhere else would carry the token away.
+        let next = match next_link(&resp) {
+            Some(n) if n.starts_with(&format!("{}/api/v1/", self.cfg.org_url)) && !page.is_empty() => Some(n),
+            Some(_) if !page.is_empty() => return Err(OktaError::Malformed("a next link outside the org")),
+            _ => None,
+        };
+        Ok(Some((page, next)))
+    }
+
     /// Every page of a listing, from `first`; `None` when the first page is a 404.
     async fn pages(&self, first: String) -> Result<Option<Vec<Value>>, OktaError> {
         let mut items = Vec::new();
@@ -406,17 +458,10 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
             if pages > MAX_PAGES {
                 return Err(OktaError::Malformed("more pages than the bound"));
             }
-            let Some(resp) = self.get(&u).await? else {
+            let Some((page, next)) = self.page(&u).await? else {
                 return if pages == 1 { Ok(None) } else { Err(OktaError::Malformed("a later page is missing")) };
             };
-            let page: Vec<Value> = serde_json::from_slice(&resp.body).map_err(|_| OktaError::Malformed("list page"))?;
-            let next = next_link(&resp);
-            // Only the org's own API: a Link to anywhere else would carry the token away.
-            url = match next {
-                Some(n) if n.starts_with(&format!("{}/api/v1/", self.cfg.org_url)) && !page.is_empty() => Some(n),
-                Some(_) if !page.is_empty() => return Err(OktaError::Malformed("a next link outside the org")),
-                _ => None,
-            };
+            url = next;
             items.extend(page);
         }
         Ok(Some(items))
@@ -434,19 +479,29 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
             .map(Some)
     }
 
-    /// The members of a group (`GET /api/v1/groups/{id}/users`). A 404 is an error: a configured
-    /// group must exist.
-    pub async fn group_members(&self, group_id: &str) -> Result<Vec<OktaUser>, OktaError> {
-        let url = format!("{}/api/v1/groups/{group_id}/users?limit=200", self.cfg.org_url);
-        let items = self.pages(url).await?.ok_or(OktaError::Malformed("a configured group does not exist"))?;
-        items.into_iter().map(|v| user_from(v).ok_or(OktaError::Malformed("group member"))).collect()
+    /// The first page of a group's members (`GET /api/v1/groups/{id}/users`, 200 a page as the
+    /// Management API recommends).
+    pub fn members_url(&self, group_id: &str) -> String {
+        format!("{}/api/v1/groups/{group_id}/users?limit=200", self.cfg.org_url)
     }
 
-    /// The users assigned to an app (`GET /api/v1/apps/{id}/users?expand=user`). A 404 is an
-    /// error: a configured app must exist.
-    pub async fn app_users(&self, app_id: &str) -> Result<Vec<OktaUser>, OktaError> {
-        let url = format!("{}/api/v1/apps/{app_id}/users?limit=500&expand=user", self.cfg.org_url);
-        let items = self.pages(url).await?.ok_or(OktaError::Malformed("a configured app does not exist"))?;
+    /// The first page of an app's users (`GET /api/v1/apps/{id}/users?expand=user`).
+    pub fn app_users_url(&self, app_id: &str) -> String {
+        format!("{}/api/v1/apps/{app_id}/users?limit=500&expand=user", self.cfg.org_url)
+    }
+
+    /// One page of group members from `url` ([`Self::members_url`] or a page's `next`). A 404
+    /// is an error: a configured group must exist.
+    pub async fn members_page(&self, url: &str) -> Result<Page, OktaError> {
+        let (items, next) = self.page(url).await?.ok_or(OktaError::Malformed("a configured group does not exist"))?;
+        let users = items.into_iter().map(|v| user_from(v).ok_or(OktaError::Malformed("group member")));
+        Ok(Page { users: users.collect::<Result<_, _>>()?, next })
+    }
+
+    /// One page of an app's users from `url` ([`Self::app_users_url`] or a page's `next`). A 404
+    /// is an error: a configured app must exist.
+    pub async fn app_users_page(&self, url: &str) -> Result<Page, OktaError> {
+        let (items, next) = self.page(url).await?.ok_or(OktaError::Malformed("a configured app does not exist"))?;
         let mut users = Vec::with_capacity(items.len());
         for mut item in items {
             if let Some(u) = item.pointer_mut("/_embedded/user").map(Value::take).and_then(user_from) {
@@ -462,6 +517,30 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
             if let Some(u) = self.user(id).await? {
                 users.push(u);
             }
+        }
+        Ok(Page { users, next })
+    }
+
+    /// Every member of a group (all pages).
+    #[cfg(test)]
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<OktaUser>, OktaError> {
+        let (mut users, mut url) = (Vec::new(), Some(self.members_url(group_id)));
+        while let Some(u) = url {
+            let page = self.members_page(&u).await?;
+            users.extend(page.users);
+            url = page.next;
+        }
+        Ok(users)
+    }
+
+    /// Every user assigned to an app (all pages).
+    #[cfg(test)]
+    pub async fn app_users(&self, app_id: &str) -> Result<Vec<OktaUser>, OktaError> {
+        let (mut users, mut url) = (Vec::new(), Some(self.app_users_url(app_id)));
+        while let Some(u) = url {
+            let page = self.app_users_page(&u).await?;
+            users.extend(page.users);
+            url = page.next;
         }
         Ok(users)
     }

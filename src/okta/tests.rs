@@ -44,6 +44,7 @@ impl Rig {
             session: &self.session,
             max_wait_ms,
             calls: Cell::new(0),
+            rate: Cell::new(None),
         }
     }
 
@@ -267,6 +268,7 @@ fn concurrent_units_of_work_share_the_token_not_the_refresh() {
         session: &rig.session,
         max_wait_ms: 0,
         calls: Cell::new(0),
+        rate: Cell::new(None),
     };
     let (a, b) = (api(&http), api(&http));
     let (ra, rb) = block_on(futures_util::future::join(a.user("00uANA"), b.user("00uANA")));
@@ -290,6 +292,7 @@ fn a_unit_dropped_mid_refresh_does_not_hold_up_the_next() {
         session: &rig.session,
         max_wait_ms: 0,
         calls: Cell::new(0),
+        rate: Cell::new(None),
     };
     assert!(api.user("00uANA").now_or_never().is_none(), "polled once, then cancelled mid-refresh");
     let started = rig.clock.now_ms();

@@ -37,6 +37,7 @@ pub const SETTINGS: &[&str] = &[
     "RECONCILE_MAX_DELETES",
     "PROVISIONING_MAX_DELETES_PER_HOUR",
     "WORKER_SUBREQUEST_BUDGET",
+    "CONNECT_ADOPT_EXISTING",
 ];
 
 pub const DEFAULT_RECONCILE_CRON: &str = "17 3 * * *";
@@ -77,6 +78,9 @@ pub struct ProvisioningConfig {
     pub max_deletes_per_hour: u64,
     /// `WORKER_SUBREQUEST_BUDGET` (see [`crate::budget`]).
     pub subrequest_budget: u32,
+    /// `CONNECT_ADOPT_EXISTING=true`: the reconciliation tags an untagged Connect user whose
+    /// username is a member's as that member's, and manages it from then on. Off by default.
+    pub adopt_existing: bool,
 }
 
 fn id_list(get: &impl Fn(&str) -> Option<String>, setting: &'static str) -> Result<Vec<String>, ConfigError> {
@@ -185,6 +189,11 @@ impl ProvisioningConfig {
                 100_000,
             )?,
             subrequest_budget: crate::budget::setting(&get)?,
+            adopt_existing: match get("CONNECT_ADOPT_EXISTING").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(bad("CONNECT_ADOPT_EXISTING", "true or false")),
+            },
         })
     }
 }

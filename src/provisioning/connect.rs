@@ -89,7 +89,8 @@ pub fn owner(u: &ConnectUser) -> Option<&str> {
 }
 
 /// One difference between a Connect user and its desired state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Change {
     SecurityProfiles,
     RoutingProfile,
@@ -213,21 +214,34 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
         Ok(page.users.into_iter().filter(|u| u.username == username).collect())
     }
 
-    /// Every user carrying tag `key` = `value` (all pages), compared exactly here.
+    /// One page of the users carrying tag `key` = `value` (compared exactly here), and the next
+    /// page's token.
+    pub async fn tagged_page(
+        &self,
+        key: &str,
+        value: &str,
+        token: Option<&str>,
+    ) -> Result<(Vec<ConnectUser>, Option<String>), CallError> {
+        let req = api::search_users(
+            &self.cfg.endpoint,
+            &self.cfg.instance_id,
+            Search::Tag(key, value),
+            api::MAX_SEARCH_RESULTS,
+            token,
+        );
+        let page = api::parse_search(&self.call(req).await?).map_err(CallError::Aws)?;
+        let users = page.users.into_iter().filter(|u| u.tags.get(key).map(String::as_str) == Some(value)).collect();
+        Ok((users, page.next_token))
+    }
+
+    /// Every user carrying tag `key` = `value` (all pages).
     pub async fn find_by_tag(&self, key: &str, value: &str) -> Result<Vec<ConnectUser>, CallError> {
         let mut users = Vec::new();
         let mut next: Option<String> = None;
         for _ in 0..MAX_SEARCH_PAGES {
-            let req = api::search_users(
-                &self.cfg.endpoint,
-                &self.cfg.instance_id,
-                Search::Tag(key, value),
-                api::MAX_SEARCH_RESULTS,
-                next.as_deref(),
-            );
-            let page = api::parse_search(&self.call(req).await?).map_err(CallError::Aws)?;
-            users.extend(page.users.into_iter().filter(|u| u.tags.get(key).map(String::as_str) == Some(value)));
-            next = page.next_token;
+            let (page, token) = self.tagged_page(key, value, next.as_deref()).await?;
+            users.extend(page);
+            next = token;
             if next.is_none() {
                 return Ok(users);
             }
@@ -235,21 +249,11 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
         Err(too_many_pages("SearchUsers"))
     }
 
-    /// Every user of the instance, managed or not: id and username (`ListUsers`, all pages).
-    pub async fn list_all(&self) -> Result<Vec<UserSummary>, CallError> {
-        let mut users = Vec::new();
-        let mut next: Option<String> = None;
-        for _ in 0..MAX_SEARCH_PAGES {
-            let req =
-                api::list_users(&self.cfg.endpoint, &self.cfg.instance_id, api::MAX_LIST_RESULTS, next.as_deref());
-            let (page, token) = api::parse_list(&self.call(req).await?).map_err(CallError::Aws)?;
-            users.extend(page);
-            next = token;
-            if next.is_none() {
-                return Ok(users);
-            }
-        }
-        Err(too_many_pages("ListUsers"))
+    /// One page of every user of the instance, managed or not: id and username (`ListUsers`),
+    /// and the next page's token.
+    pub async fn list_page(&self, token: Option<&str>) -> Result<(Vec<UserSummary>, Option<String>), CallError> {
+        let req = api::list_users(&self.cfg.endpoint, &self.cfg.instance_id, api::MAX_LIST_RESULTS, token);
+        api::parse_list(&self.call(req).await?).map_err(CallError::Aws)
     }
 
     pub async fn create(&self, d: &Desired) -> Result<Created, CallError> {
@@ -282,6 +286,12 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
             api::parse_empty(&self.call(req).await?).map_err(CallError::Aws)?;
         }
         Ok(())
+    }
+
+    /// Tags an existing user (its `arn`) as `okta_user_id`'s managed user: adoption only.
+    pub async fn adopt(&self, arn: &str, okta_user_id: &str) -> Result<(), CallError> {
+        let req = api::tag_resource(&self.cfg.endpoint, arn, &managed_tags(okta_user_id));
+        api::parse_empty(&self.call(req).await?).map_err(CallError::Aws)
     }
 
     /// Deletes a user; one that is already gone (404) counts as deleted.

@@ -66,7 +66,7 @@ pub enum UsernameAttribute {
 }
 
 /// Profiles one user gets.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Profiles {
     /// Sorted, without duplicates.
     pub security_profile_ids: Vec<String>,
@@ -215,7 +215,7 @@ impl std::fmt::Display for Unprovisionable {
 }
 
 /// The Connect user an Okta user should have.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Desired {
     pub okta_user_id: String,
     pub username: String,

@@ -107,6 +107,7 @@ impl<H: Http, C: Clock, S: RsaSigner, D: Durable> Edge<'_, H, C, S, D> {
             session: self.session,
             max_wait_ms,
             calls: Default::default(),
+            rate: Default::default(),
         }
     }
 }

@@ -8,8 +8,9 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 
 use super::config::{tests::settings, ProvisioningConfig};
+use super::connect::Change;
 use super::connect::{MANAGED_TAG, MANAGED_VALUE, OKTA_USER_TAG};
-use super::reconcile;
+use super::reconcile::{self, job, job::mem::MemJobStore, job::Stepped};
 use super::*;
 use crate::edge::{HttpRequest, HttpResponse};
 use crate::okta::assertion::PureRustSigner;
@@ -25,6 +26,8 @@ struct World {
     /// (operation, answer) consumed by the first matching Connect call.
     connect_faults: VecDeque<(&'static str, HttpResponse)>,
     okta_faults: VecDeque<HttpResponse>,
+    /// Okta's rate-limit headers on every answer: (limit, remaining, reset epoch s).
+    okta_rate: Option<(u64, u64, u64)>,
     log: Vec<String>,
 }
 
@@ -62,6 +65,20 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
         if let Some(f) = w.okta_faults.pop_front() {
             return f;
         }
+        if let Some((limit, remaining, reset)) = w.okta_rate {
+            let mut r = serve_okta(&w, path);
+            r.headers.push(("x-rate-limit-limit".into(), limit.to_string()));
+            r.headers.push(("x-rate-limit-remaining".into(), remaining.to_string()));
+            r.headers.push(("x-rate-limit-reset".into(), reset.to_string()));
+            return r;
+        }
+        return serve_okta(&w, path);
+    }
+    serve_connect(&mut w, req, &url)
+}
+
+fn serve_okta(w: &World, path: &str) -> HttpResponse {
+    {
         let path = path.split('?').next().unwrap();
         let parts: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
         let users =
@@ -100,6 +117,11 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
             _ => json_response(404, "{}"),
         };
     }
+}
+
+const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+
+fn serve_connect(w: &mut World, req: &HttpRequest, url: &str) -> HttpResponse {
     let path = url.strip_prefix("https://connect.us-east-1.amazonaws.com").expect("only Okta and Connect");
     assert!(req.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")), "signed");
     let body: Value = if req.body.is_empty() { Value::Null } else { serde_json::from_slice(&req.body).unwrap() };
@@ -111,6 +133,7 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
         ("POST", p) if p.ends_with("/security-profiles") => "UpdateUserSecurityProfiles",
         ("POST", p) if p.ends_with("/routing-profile") => "UpdateUserRoutingProfile",
         ("POST", p) if p.ends_with("/identity-info") => "UpdateUserIdentityInfo",
+        ("POST", p) if p.starts_with("/tags/") => "TagResource",
         other => panic!("unexpected Connect call {other:?}"),
     };
     w.log.push(op.to_string());
@@ -140,7 +163,14 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
             json_response(200, &json!({"Users": found, "ApproximateTotalCount": found.len()}).to_string())
         }
         "ListUsers" => {
-            let all: Vec<Value> = w.connect.iter().map(|u| json!({"Id": u["Id"], "Username": u["Username"]})).collect();
+            let arn = |id: &Value| {
+                format!("arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}/agent/{}", id.as_str().unwrap())
+            };
+            let all: Vec<Value> = w
+                .connect
+                .iter()
+                .map(|u| json!({"Id": u["Id"], "Arn": arn(&u["Id"]), "Username": u["Username"]}))
+                .collect();
             json_response(200, &json!({"UserSummaryList": all}).to_string())
         }
         "CreateUser" => {
@@ -162,6 +192,17 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
             } else {
                 json_response(200, "")
             }
+        }
+        "TagResource" => {
+            let arn = path.trim_start_matches("/tags/").replace("%3A", ":").replace("%2F", "/");
+            let id = arn.rsplit('/').next().unwrap().to_string();
+            let Some(u) = w.connect.iter_mut().find(|u| u["Id"] == id.as_str()) else {
+                return aws_error(404, "ResourceNotFoundException");
+            };
+            for (k, v) in body["tags"].as_object().unwrap() {
+                u["Tags"][k] = v.clone();
+            }
+            json_response(200, "")
         }
         _ => {
             let Some(u) = w.connect.iter_mut().find(|u| Some(u["Id"].as_str().unwrap().to_string()) == user_id) else {
@@ -526,8 +567,35 @@ fn backoff() {
 
 // ---- reconciliation ------------------------------------------------------------------------------
 
+/// Runs a reconciliation job to its end, alarm after alarm (the clock jumps to each alarm).
+fn run_job(
+    rig: &Rig,
+    cfg: &ProvisioningConfig,
+    dry_run: bool,
+    trigger: &str,
+) -> (reconcile::ReconcileReport, Vec<Stepped>) {
+    let store = MemJobStore::default();
+    let start = json!({"op": "start", "dryRun": dry_run, "trigger": trigger}).to_string();
+    let served = job::serve(&store, &start, rig.clock.now_ms()).unwrap();
+    assert_eq!(served.status, 202, "{}", served.body);
+    let mut steps = Vec::new();
+    for _ in 0..10_000 {
+        let stepped = block_on(job::step(Ok(cfg.clone()), &rig.edge(), &store)).unwrap();
+        let next = stepped.next_at;
+        steps.push(stepped);
+        match next {
+            None => break,
+            Some(t) if t > rig.clock.now_ms() => rig.clock.advance(t - rig.clock.now_ms()),
+            Some(_) => {}
+        }
+    }
+    let status: Value = serde_json::from_str(&job::serve(&store, r#"{"op":"status"}"#, 0).unwrap().body).unwrap();
+    assert_eq!(status["state"], "idle", "the run ended");
+    (serde_json::from_value(status["last"].clone()).unwrap(), steps)
+}
+
 fn reconcile(rig: &Rig, dry_run: bool) -> reconcile::ReconcileReport {
-    block_on(reconcile::run(&rig.cfg, &rig.edge(), dry_run, "admin"))
+    run_job(rig, &rig.cfg, dry_run, "admin").0
 }
 
 fn seed_drifted_world(rig: &Rig) {
@@ -564,7 +632,7 @@ fn reconciliation_creates_updates_and_deletes() {
     assert_eq!(names, ["admin", "one@example.com", "three@example.com", "two@example.com"]);
     assert_eq!(w.connect_user("two@example.com").unwrap()["RoutingProfileId"], "rp-sales");
     let update = r.changes.iter().find(|c| c.action == "update").unwrap();
-    assert_eq!((update.fields.clone(), update.result), (vec!["routingProfile"], "done"));
+    assert_eq!((update.fields.clone(), update.result.as_str()), (vec![Change::RoutingProfile], "done"));
     drop(w);
     let again = reconcile(&rig, false);
     assert_eq!((again.planned.unchanged, again.applied), (3, reconcile::Counts::default()), "idempotent");
@@ -596,7 +664,7 @@ fn mass_deletion_is_held_back() {
     rig.world.borrow_mut().groups.get_mut("00gAGENTS").unwrap().clear();
     let mut cfg = rig.cfg.clone();
     cfg.reconcile_max_deletes = 2;
-    let r = block_on(reconcile::run(&cfg, &rig.edge(), false, "cron"));
+    let r = run_job(&rig, &cfg, false, "cron").0;
     assert!(!r.ok);
     assert_eq!((r.planned.delete, r.deletes_held, r.applied.delete), (4, 4, 0));
     assert!(r.error.unwrap().contains("RECONCILE_MAX_DELETES"));
@@ -886,28 +954,34 @@ fn retries_never_pass_the_budget_mid_user() {
 }
 
 #[test]
-fn the_reconciliation_defers_what_its_subrequest_budget_cannot_hold() {
+fn the_reconciliation_continues_across_invocations_within_the_subrequest_budget() {
     let mut rig = Rig::new();
     seed_drifted_world(&rig);
-    // Listing takes 7 (token, three groups, the app, the tag search, ListUsers); 5 more: two changes.
-    rig.cfg.subrequest_budget = 12;
-    let r = reconcile(&rig, false);
-    assert!(rig.http.count() <= 12, "{} subrequests", rig.http.count());
-    assert!(!r.ok && r.deferred > 0, "{:?}", r);
-    assert!(r.error.as_deref().unwrap().contains("deferred"), "{:?}", r.error);
-    let done = r.changes.iter().filter(|c| c.result == "done").count();
-    assert_eq!(done as u32 + r.deferred, r.planned.create + r.planned.update + r.planned.delete);
-    // The next runs continue from Okta's state until nothing is left.
-    for _ in 0..5 {
-        if reconcile(&rig, false).ok {
-            break;
-        }
-    }
+    rig.cfg.subrequest_budget = 10;
+    let (r, steps) = run_job(&rig, &rig.cfg, false, "admin");
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.applied, reconcile::Counts { create: 1, update: 1, delete: 2, ..Default::default() });
+    // Listing takes 7 (token, three groups, the app, the tag search, ListUsers), the changes more:
+    // more than one invocation, none past the budget.
+    assert!(steps.len() >= 2, "{} invocations", steps.len());
+    let used: Vec<u64> = steps
+        .iter()
+        .flat_map(|s| &s.logs)
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["msg"] == "provisioning-reconcile-step")
+        .map(|l| l["subrequests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(used.len(), steps.len());
+    assert!(used.iter().all(|&n| n <= 10), "{used:?}");
+    let calls = rig.http.count() + rig.ledger.calls.get();
+    assert_eq!(used.iter().sum::<u64>() as usize, calls, "every call counted (the deletion budget's too)");
     let again = reconcile(&rig, true);
     assert_eq!((again.planned.create, again.planned.update, again.planned.delete), (0, 0, 0));
-    // Too small for the listing itself: nothing changes, and the error says what to do.
-    rig.cfg.subrequest_budget = 3;
-    let r = reconcile(&rig, false);
+    // Too small for one unit of work (a create): the run fails and says what to do.
+    rig.world.borrow_mut().add_user("00u5", "five@example.com", "ACTIVE");
+    rig.world.borrow_mut().groups.get_mut("00gAGENTS").unwrap().push("00u5".into());
+    rig.cfg.subrequest_budget = 1;
+    let (r, _) = run_job(&rig, &rig.cfg, false, "admin");
     assert!(r.error.as_deref().unwrap().contains("raise it"), "{:?}", r.error);
 }
 
@@ -933,4 +1007,165 @@ fn splitting_bulk_messages_stays_within_the_budget() {
         })
         .collect();
     assert_eq!(kinds, ["requeue", "retry", "retry"]);
+}
+
+// ---- the reconciliation job: one run at a time, rate limits, adoption, replays -----------------
+
+fn start(store: &MemJobStore, rig: &Rig, dry_run: bool) -> job::Served {
+    let start = json!({"op": "start", "dryRun": dry_run, "trigger": "admin"}).to_string();
+    job::serve(store, &start, rig.clock.now_ms()).unwrap()
+}
+
+fn status(store: &MemJobStore) -> Value {
+    serde_json::from_str(&job::serve(store, r#"{"op":"status"}"#, 0).unwrap().body).unwrap()
+}
+
+#[test]
+fn one_run_at_a_time_and_a_cancel_ends_it() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    let store = MemJobStore::default();
+    let first = start(&store, &rig, false);
+    assert_eq!((first.status, first.alarm_at), (202, Some(rig.clock.now_ms())));
+    let again = start(&store, &rig, true);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body.contains("RECONCILE_IN_PROGRESS") && again.body.contains(r#""state":"running""#));
+    assert_eq!(status(&store)["run"]["phase"], "listing-okta");
+    let cancelled = job::serve(&store, r#"{"op":"cancel"}"#, rig.clock.now_ms()).unwrap();
+    assert_eq!(cancelled.status, 200);
+    let s = status(&store);
+    assert_eq!(s["state"], "idle");
+    assert!(s["last"]["error"].as_str().unwrap().contains("cancelled"), "{s}");
+    // Its alarm finds nothing to do and writes nothing.
+    let stepped = block_on(job::step(Ok(rig.cfg.clone()), &rig.edge(), &store)).unwrap();
+    assert_eq!(stepped, Stepped::default());
+    assert_eq!(rig.http.count(), 0);
+    assert_eq!(start(&store, &rig, false).status, 202, "a new run may start");
+}
+
+#[test]
+fn a_run_unfinished_after_a_day_gives_way_to_a_new_one() {
+    let rig = Rig::new();
+    let store = MemJobStore::default();
+    assert_eq!(start(&store, &rig, false).status, 202);
+    rig.clock.advance(job::MAX_RUN_MS + 1);
+    assert_eq!(start(&store, &rig, true).status, 202);
+    let s = status(&store);
+    assert!(s["last"]["error"].as_str().unwrap().starts_with("RECONCILE_STALLED"), "{s}");
+    assert_eq!(s["run"]["dryRun"], true);
+}
+
+#[test]
+fn okta_rate_limits_are_waited_out_between_invocations() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    let now_s = rig.clock.now_ms() / 1000;
+    // A 429 on the first page: the invocation ends, the next alarm is at the reset.
+    let mut limited = json_response(429, "{}");
+    limited.headers.push(("x-rate-limit-reset".into(), (now_s + 45).to_string()));
+    rig.world.borrow_mut().okta_faults.push_back(limited);
+    let store = MemJobStore::default();
+    start(&store, &rig, false);
+    let t0 = rig.clock.now_ms();
+    let stepped = block_on(job::step(Ok(rig.cfg.clone()), &rig.edge(), &store)).unwrap();
+    assert_eq!(stepped.next_at, Some((now_s + 45) * 1000 + 1000));
+    assert_eq!(rig.clock.now_ms(), t0, "no sleeping inside the invocation");
+    assert_eq!(status(&store)["run"]["waiting"], "OKTA_RATE_LIMITED");
+    // An alarm that fires early does nothing.
+    let early = block_on(job::step(Ok(rig.cfg.clone()), &rig.edge(), &store)).unwrap();
+    assert_eq!(early.next_at, stepped.next_at);
+    let calls = rig.http.count();
+    // Under a tenth of the window left: the job pauses until the reset, the org keeps the rest.
+    rig.clock.advance(stepped.next_at.unwrap() - rig.clock.now_ms());
+    let reset = rig.clock.now_ms() / 1000 + 30;
+    rig.world.borrow_mut().okta_rate = Some((600, 40, reset));
+    let paused = block_on(job::step(Ok(rig.cfg.clone()), &rig.edge(), &store)).unwrap();
+    assert_eq!(paused.next_at, Some(reset * 1000 + 1000));
+    assert_eq!(rig.http.count(), calls + 1, "one page, then the pause");
+    assert_eq!(status(&store)["run"]["waiting"], "OKTA_RATE_LIMIT_NEARLY_SPENT");
+    rig.world.borrow_mut().okta_rate = Some((600, 500, reset));
+    let (r, _) = (finish_job(&rig, &store), ());
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.applied, reconcile::Counts { create: 1, update: 1, delete: 2, ..Default::default() });
+}
+
+/// Steps the run under way in `store` to its end; the last report.
+fn finish_job(rig: &Rig, store: &MemJobStore) -> reconcile::ReconcileReport {
+    for _ in 0..1000 {
+        let stepped = block_on(job::step(Ok(rig.cfg.clone()), &rig.edge(), store)).unwrap();
+        match stepped.next_at {
+            None => break,
+            Some(t) if t > rig.clock.now_ms() => rig.clock.advance(t - rig.clock.now_ms()),
+            Some(_) => {}
+        }
+    }
+    serde_json::from_value(status(store)["last"].clone()).unwrap()
+}
+
+#[test]
+fn a_listing_okta_cannot_answer_is_retried_then_fails_unchanged() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    for _ in 0..30 {
+        rig.world.borrow_mut().okta_faults.push_back(json_response(503, "{}"));
+    }
+    let store = MemJobStore::default();
+    start(&store, &rig, false);
+    let r = finish_job(&rig, &store);
+    assert!(!r.ok);
+    assert!(r.error.as_deref().unwrap().contains("listing Okta failed, nothing changed"), "{:?}", r.error);
+    assert!(rig.world.borrow().ops().iter().all(|o| o.starts_with("okta")), "Connect untouched");
+}
+
+#[test]
+fn adoption_is_off_by_default_and_tags_only_when_switched_on() {
+    let mut rig = Rig::new();
+    {
+        let mut w = rig.world.borrow_mut();
+        w.add_user("00u1", "one@example.com", "ACTIVE");
+        w.groups.get_mut("00gAGENTS").unwrap().push("00u1".into());
+        w.connect.push(json!({"Id": "c-hand", "Username": "one@example.com", "Tags": {}}));
+    }
+    let off = reconcile(&rig, false);
+    assert_eq!((off.planned.conflict, off.planned.adopt, off.applied.adopt), (1, 0, 0));
+    assert!(!rig.world.borrow().ops().contains(&"TagResource"));
+    rig.cfg.adopt_existing = true;
+    let dry = reconcile(&rig, true);
+    assert_eq!((dry.planned.adopt, dry.planned.conflict, dry.applied.adopt), (1, 0, 0), "{dry:?}");
+    let planned = dry.changes.iter().find(|c| c.action == "adopt").unwrap();
+    assert_eq!((planned.connect_user_id.as_deref(), planned.result.as_str()), (Some("c-hand"), "planned"));
+    assert!(!rig.world.borrow().ops().contains(&"TagResource"), "a dry run tags nothing");
+    let real = reconcile(&rig, false);
+    assert!(real.ok && real.applied.adopt == 1, "{real:?}");
+    let w = rig.world.borrow();
+    let u = w.connect_user("one@example.com").unwrap();
+    assert_eq!(u["Tags"], json!({MANAGED_TAG: MANAGED_VALUE, OKTA_USER_TAG: "00u1"}));
+    assert_eq!(u["RoutingProfileId"], "rp-sales", "every field set after the tag");
+    drop(w);
+    let again = reconcile(&rig, false);
+    assert_eq!((again.planned.unchanged, again.planned.adopt), (1, 0), "managed from then on");
+}
+
+#[test]
+fn a_replayed_create_that_finds_its_own_user_counts_as_done() {
+    let rig = Rig::new();
+    {
+        let mut w = rig.world.borrow_mut();
+        w.add_user("00u1", "one@example.com", "ACTIVE");
+        w.groups.get_mut("00gAGENTS").unwrap().push("00u1".into());
+    }
+    let store = MemJobStore::default();
+    start(&store, &rig, false);
+    // Step until the plan exists, then create the user behind the job's back, as an invocation
+    // that died after CreateUser would have.
+    let mut tight = rig.cfg.clone();
+    tight.subrequest_budget = 8; // the listing's 7, not the create's 3
+    block_on(job::step(Ok(tight), &rig.edge(), &store)).unwrap();
+    assert_eq!(status(&store)["run"]["phase"], "applying");
+    rig.world.borrow_mut().connect.push(json!({"Id": "c-mine", "Username": "one@example.com",
+        "Tags": {MANAGED_TAG: MANAGED_VALUE, OKTA_USER_TAG: "00u1"}}));
+    let r = finish_job(&rig, &store);
+    assert!(r.ok, "{r:?}");
+    assert_eq!((r.applied.create, r.applied.conflict), (1, 0));
+    assert_eq!(rig.world.borrow().connect.len(), 1);
 }

@@ -12,6 +12,7 @@ mod bindings;
 mod dead_letters;
 mod ledger;
 mod queue;
+mod reconcile_job;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -26,7 +27,8 @@ use crate::aws::dynamodb;
 use crate::config::{self, Config};
 use crate::events::{self, config::EventsConfig, Seen};
 use crate::okta::Session;
-use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, reconcile, safety::SourcesCache};
+use crate::provisioning::reconcile::{self, job};
+use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, safety::SourcesCache};
 use crate::sync::admin::{self, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
@@ -78,8 +80,6 @@ thread_local! {
     static EVENTS_SEEN: Rc<Seen> = Rc::new(Seen::default());
     /// The Okta service app's imported key and access token.
     pub(crate) static OKTA_SESSION: Rc<Session<web_sys::CryptoKey>> = Rc::new(Session::default());
-    /// One reconciliation at a time in this isolate.
-    static RECONCILE_GATE: Rc<Gate> = Rc::new(Gate::default());
     /// When the configured Okta groups and apps were last seen to exist (deletion safety).
     static PROVISIONING_SOURCES: Rc<SourcesCache> = Rc::new(SourcesCache::default());
 }
@@ -178,7 +178,13 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_
         ("/okta/events", _) => answer::plain_error(405, "Only GET and POST are allowed here", "METHOD_NOT_ALLOWED"),
         ("/admin/templates/sync", Method::Post) => admin_request(req, env, Op::Sync).await?,
         ("/admin/templates/status", Method::Get) => admin_request(req, env, Op::Status).await?,
-        ("/admin/provisioning/reconcile", Method::Post) => reconcile_request(req, env).await?,
+        ("/admin/provisioning/reconcile", Method::Post) => {
+            let dry_run = reconcile::dry_run_requested(&req.inner().url());
+            reconcile_request(req, env, job::AdminOp::Start { dry_run }).await?
+        }
+        ("/admin/provisioning/status", Method::Get) => reconcile_request(req, env, job::AdminOp::Status).await?,
+        ("/admin/provisioning/cancel", Method::Post) => reconcile_request(req, env, job::AdminOp::Cancel).await?,
+        ("/admin/provisioning/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
         ("/admin/provisioning/dead-letters", Method::Get) => dead_letters::list_request(req, env).await?,
         ("/admin/provisioning/redrive", Method::Post) => dead_letters::redrive_request(req, env).await?,
         ("/admin/provisioning/dead-letters", _) => {
@@ -191,7 +197,7 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_
         ("/admin/guard/release", Method::Post) => guard_request(req, env, true).await?,
         ("/admin/guard/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
         ("/admin/guard/release", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
-        ("/admin/templates/sync" | "/admin/provisioning/reconcile", _) => {
+        ("/admin/templates/sync" | "/admin/provisioning/reconcile" | "/admin/provisioning/cancel", _) => {
             answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
         }
         ("/admin/templates/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
@@ -226,26 +232,26 @@ async fn admin_request(req: &Request, env: &Env, op: Op) -> worker::Result<Answe
 pub(crate) const PROVISIONING_HTTP: BoundedFetch = BoundedFetch(4 * 1024 * 1024);
 
 /// Provisioning settings: `None` when provisioning is off.
-fn provisioning_config(settings: &BTreeMap<String, String>) -> Option<Result<ProvisioningConfig, config::ConfigError>> {
+pub(crate) fn provisioning_config(
+    settings: &BTreeMap<String, String>,
+) -> Option<Result<ProvisioningConfig, config::ConfigError>> {
     prov_config::enabled(settings).then(|| ProvisioningConfig::from_source(settings))
 }
 
-async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
+/// The `RECONCILE_JOB` Durable Object namespace (the reconciliation's one object).
+fn reconcile_job(env: &Env) -> WorkerDurable {
+    WorkerDurable(env.durable_object("RECONCILE_JOB").map_err(|e| format!("no RECONCILE_JOB binding: {e}")))
+}
+
+async fn reconcile_request(req: &Request, env: &Env, op: job::AdminOp) -> worker::Result<Answer> {
     let settings = read_settings(env, &[prov_config::SETTINGS, &["ADMIN_SECRET"]].concat());
-    // The raw URL, not `Request::url()`: parsing with the `url` crate would pull its IDNA tables
-    // (~100 KB) into the bundle for one flag.
-    let dry_run = crate::provisioning::reconcile::dry_run_requested(&req.inner().url());
-    let parts = ProvisioningParts::of(env);
-    let edge = parts.edge();
-    let gate = RECONCILE_GATE.with(Rc::clone);
     let authorization = req.headers().get("authorization").ok().flatten();
-    let handled = reconcile::admin(
+    let handled = job::admin(
+        op,
         authorization.as_deref(),
         crate::admin::admin_secret(&settings),
         provisioning_config(&settings),
-        &gate,
-        &edge,
-        dry_run,
+        &reconcile_job(env),
     )
     .await;
     emit(&handled);
@@ -258,10 +264,7 @@ async fn reconcile_request(req: &Request, env: &Env) -> worker::Result<Answer> {
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let prov = read_settings(&env, prov_config::SETTINGS);
     if event.cron() == prov_config::reconcile_cron(&prov) {
-        let parts = ProvisioningParts::of(&env);
-        let edge = parts.edge();
-        let gate = RECONCILE_GATE.with(Rc::clone);
-        emit(&reconcile::scheduled(provisioning_config(&prov), &gate, &edge).await);
+        emit(&job::scheduled(provisioning_config(&prov), &reconcile_job(&env)).await);
         return;
     }
     let settings = read_settings(&env, sync_config::SETTINGS);

@@ -1,0 +1,932 @@
+//! The reconciliation as a resumable job, in one Durable Object (`ReconcileJob`, named
+//! [`OBJECT`]): one run at a time across every isolate, carried across the object's alarms.
+//!
+//! A run lists Okta (each configured group, then each app, page by page), then the managed
+//! Connect users (`SearchUsers` by tag), then every Connect user (`ListUsers`), storing each page
+//! as rows; then runs the pure [`plan`] once over the rows and stores the changes; then applies
+//! them in order. Every alarm is one invocation: it works until its `WORKER_SUBREQUEST_BUDGET` has
+//! no room for the next unit (a page, a change), saves where it is, and sets the next alarm: at
+//! once, at Okta's `X-Rate-Limit-Reset` after a 429 or when under a tenth of Okta's window is left
+//! (the org's other clients keep the rest), or after a backoff when a listing call failed.
+//!
+//! Safety is the single-invocation run's: a listing that fails ends the run before any change (a
+//! missing group must never read as "no members"); a plan with more than `RECONCILE_MAX_DELETES`
+//! deletions holds all of them; every deletion passes [`Deletions`] (sources exist, the hourly
+//! budget). Replaying an interrupted invocation is harmless: rows are keyed, a create that finds
+//! its own user (409, then found tagged with the same Okta id) counts as done, an update sets the
+//! same values, a delete of a gone user succeeds.
+//!
+//! Deliberately absent: any I/O in the object's `fetch` (start, status and cancel are SQL only).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{entry, plan, Action, ChangeEntry, ChangeResult, Planned, ReconcileReport, Trigger};
+use crate::admin::{refuse, AdminSecret, Handled};
+use crate::aws::connect::{ConnectUser, UserSummary};
+use crate::budget::{self, Budget};
+use crate::config::ConfigError;
+use crate::edge::{Clock, Durable, Http};
+use crate::ledger::StoreError;
+use crate::okta::assertion::RsaSigner;
+use crate::okta::{OktaError, OktaUser, RateLimit, MAX_PAGES};
+use crate::provisioning::config::ProvisioningConfig;
+use crate::provisioning::connect::{CallError, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
+use crate::provisioning::mapping::{has_access_status, Desired};
+use crate::provisioning::safety::{DeleteGate, Deletions, Held};
+use crate::provisioning::{Edge, Metering, UNMANAGED_USER_EXISTS};
+use crate::telephony::answer::{self, Answer};
+
+/// The one object every run lives in.
+pub const OBJECT: &str = "reconcile";
+/// Requests to the object are small JSON.
+pub const MAX_REQUEST_BYTES: usize = 1024;
+/// A run still unfinished this long after it started is given up when the next one is asked for.
+pub const MAX_RUN_MS: u64 = 24 * 3_600_000;
+/// Consecutive failed steps (Okta or Connect not answering a listing) before the run fails.
+pub const MAX_STEP_FAILURES: u32 = 6;
+/// The object's reply is awaited at most this long.
+pub const CALL_TIMEOUT_MS: u64 = 5_000;
+/// Plan rows read per batch while applying.
+const APPLY_BATCH: u32 = 100;
+/// Connect listing pages per listing, at most.
+const MAX_CONNECT_PAGES: u32 = 1000;
+
+const JOB_KEY: &str = "job";
+const LAST_KEY: &str = "last";
+
+/// Where a run is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// Listing source `source` (the configured groups, then the apps) from `url` (`None`: the
+    /// first page); `pages` of this source so far.
+    Okta {
+        source: u32,
+        url: Option<String>,
+        pages: u32,
+    },
+    /// Listing the Connect users tagged `managedBy`.
+    Managed {
+        token: Option<String>,
+        pages: u32,
+    },
+    /// Listing every Connect user (usernames held by users we did not create).
+    Holders {
+        token: Option<String>,
+        pages: u32,
+    },
+    Plan,
+    /// Applying plan row `next` onwards.
+    Apply {
+        next: u32,
+    },
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Okta { .. } => "listing-okta",
+            Phase::Managed { .. } => "listing-connect-managed",
+            Phase::Holders { .. } => "listing-connect-users",
+            Phase::Plan => "planning",
+            Phase::Apply { .. } => "applying",
+        }
+    }
+}
+
+/// A run under way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub phase: Phase,
+    pub report: ReconcileReport,
+    pub started_ms: u64,
+    pub updated_ms: u64,
+    /// When the next step is due.
+    pub next_ms: u64,
+    /// Why the next step waits, when it does.
+    pub waiting: Option<String>,
+    /// Consecutive steps that failed.
+    pub failures: u32,
+    /// Alarms that worked on this run.
+    pub invocations: u32,
+    /// The most subrequests one of them made.
+    pub max_subrequests: u32,
+    pub okta_pages: u32,
+    pub connect_pages: u32,
+    /// Waits for an Okta rate-limit reset.
+    pub okta_waits: u32,
+    /// Plan rows (changes to apply or list).
+    pub changes: u32,
+    /// The first hold of this run's deletions: every later deletion is held without asking.
+    pub held: Option<String>,
+}
+
+/// One change as the plan stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Step {
+    Create(Desired),
+    Update { desired: Desired, id: String, changes: Vec<Change> },
+    Delete { id: String, username: String, owner: Option<String> },
+    Adopt { desired: Desired, id: String, arn: String },
+}
+
+impl From<Planned> for Step {
+    fn from(p: Planned) -> Step {
+        match p {
+            Planned::Create(d) => Step::Create(d),
+            Planned::Update(desired, u, changes) => Step::Update { desired, id: u.id, changes },
+            Planned::Delete(u) => {
+                let owner = crate::provisioning::connect::owner(&u).map(String::from);
+                Step::Delete { id: u.id, username: u.username, owner }
+            }
+            Planned::Adopt(desired, id, arn) => Step::Adopt { desired, id, arn },
+        }
+    }
+}
+
+/// The object's storage: synchronous, as SQLite in a Durable Object is. Listing rows are keyed
+/// (a page stored twice is stored once); plan rows are numbered from 0 in plan order.
+pub trait JobStore {
+    fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    fn put(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Okta users with access through `group` (or through an app: `None`).
+    fn add_okta(&self, users: &[OktaUser], group: Option<&str>) -> Result<(), StoreError>;
+    fn add_managed(&self, users: &[ConnectUser]) -> Result<(), StoreError>;
+    fn add_holders(&self, users: &[UserSummary]) -> Result<(), StoreError>;
+    /// Every stored Okta user with the groups they were listed in, by id.
+    fn okta_users(&self) -> Result<BTreeMap<String, (OktaUser, Vec<String>)>, StoreError>;
+    fn managed(&self) -> Result<Vec<ConnectUser>, StoreError>;
+    fn holders(&self) -> Result<Vec<UserSummary>, StoreError>;
+    fn put_plan(&self, steps: &[Step]) -> Result<(), StoreError>;
+    /// Plan rows `from..from + n`.
+    fn plan_rows(&self, from: u32, n: u32) -> Result<Vec<Step>, StoreError>;
+    /// Drops the listings (and, with `plan`, the plan rows).
+    fn clear(&self, plan: bool) -> Result<(), StoreError>;
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(raw: Option<String>) -> Result<Option<T>, StoreError> {
+    raw.map(|r| serde_json::from_str(&r).map_err(|e| StoreError(format!("stored state: {e}")))).transpose()
+}
+
+fn encode<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data")
+}
+
+/// A request to the object.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "op")]
+pub enum Request {
+    Start { dry_run: bool, trigger: Trigger },
+    Status,
+    Cancel,
+}
+
+/// The object's answer to a request: an HTTP status, the body, and when the alarm must fire.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Served {
+    pub status: u16,
+    pub body: String,
+    pub alarm_at: Option<u64>,
+    pub log: Option<String>,
+}
+
+impl Served {
+    /// `<status>\n<body>`: what the object's `fetch` answers (the caller reads it back with
+    /// [`Served::parse`]).
+    pub fn wire(&self) -> String {
+        format!("{}\n{}", self.status, self.body)
+    }
+
+    pub fn parse(wire: &str) -> Option<(u16, &str)> {
+        let (status, body) = wire.split_once('\n')?;
+        Some((status.parse().ok().filter(|s| (200..600).contains(s))?, body))
+    }
+}
+
+/// The status document: the run under way (if any) and the last finished run's report.
+fn status_body(job: Option<&Job>, last: Option<&ReconcileReport>) -> String {
+    let run = job.map(|j| {
+        serde_json::json!({
+            "id": j.id, "dryRun": j.report.dry_run, "trigger": j.report.trigger, "phase": j.phase.name(),
+            "startedAt": j.started_ms, "updatedAt": j.updated_ms, "nextStepAt": j.next_ms, "waiting": j.waiting,
+            "invocations": j.invocations, "maxSubrequestsPerInvocation": j.max_subrequests,
+            "oktaPages": j.okta_pages, "connectPages": j.connect_pages, "oktaRateLimitWaits": j.okta_waits,
+            "changes": j.changes, "applied": match j.phase { Phase::Apply { next } => next, _ => 0 },
+            "report": j.report,
+        })
+    });
+    encode(&serde_json::json!({"state": if job.is_some() { "running" } else { "idle" }, "run": run, "last": last}))
+}
+
+fn load(store: &impl JobStore) -> Result<(Option<Job>, Option<ReconcileReport>), StoreError> {
+    Ok((decode(store.get(JOB_KEY)?)?, decode(store.get(LAST_KEY)?)?))
+}
+
+/// Serves one request to the object (no I/O but its storage).
+pub fn serve(store: &impl JobStore, request: &str, now_ms: u64) -> Result<Served, StoreError> {
+    let Ok(request) = serde_json::from_str::<Request>(request) else {
+        return Ok(Served {
+            status: 400,
+            body: answer::plain_error(400, "Malformed request", "MALFORMED_REQUEST").body,
+            alarm_at: None,
+            log: None,
+        });
+    };
+    let (job, mut last) = load(store)?;
+    let mut log = None;
+    match request {
+        Request::Status => {
+            let alarm_at = job.as_ref().map(|j| j.next_ms);
+            Ok(Served { status: 200, body: status_body(job.as_ref(), last.as_ref()), alarm_at, log })
+        }
+        Request::Cancel => {
+            let Some(j) = job else {
+                return Ok(Served { status: 200, body: status_body(None, last.as_ref()), alarm_at: None, log });
+            };
+            let (report, _) =
+                finish(store, j, Some("cancelled by an admin (POST /admin/provisioning/cancel)".into()), now_ms)?;
+            log = Some(report.log_line());
+            Ok(Served { status: 200, body: status_body(None, Some(&report)), alarm_at: None, log })
+        }
+        Request::Start { dry_run, trigger } => {
+            if let Some(j) = job {
+                if now_ms.saturating_sub(j.started_ms) < MAX_RUN_MS {
+                    let body = answer::plain_error(409, "A reconciliation is already running", "RECONCILE_IN_PROGRESS");
+                    let alarm_at = Some(j.next_ms);
+                    return Ok(Served { status: 409, body: with_status(&body.body, &j, last.as_ref()), alarm_at, log });
+                }
+                let (report, _) = finish(
+                    store,
+                    j,
+                    Some("RECONCILE_STALLED: unfinished 24 hours after it started; given up for a new run".into()),
+                    now_ms,
+                )?;
+                log = Some(report.log_line());
+                last = Some(report);
+            }
+            store.clear(true)?;
+            let id = format!("r{now_ms}");
+            let job = Job {
+                id: id.clone(),
+                phase: Phase::Okta { source: 0, url: None, pages: 0 },
+                report: ReconcileReport { id, dry_run, trigger, ..ReconcileReport::default() },
+                started_ms: now_ms,
+                updated_ms: now_ms,
+                next_ms: now_ms,
+                waiting: None,
+                failures: 0,
+                invocations: 0,
+                max_subrequests: 0,
+                okta_pages: 0,
+                connect_pages: 0,
+                okta_waits: 0,
+                changes: 0,
+                held: None,
+            };
+            store.put(JOB_KEY, &encode(&job))?;
+            Ok(Served { status: 202, body: status_body(Some(&job), last.as_ref()), alarm_at: Some(now_ms), log })
+        }
+    }
+}
+
+/// A 409's error body with the status document beside it.
+fn with_status(error: &str, job: &Job, last: Option<&ReconcileReport>) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(error).unwrap_or_default();
+    if let (Some(o), Ok(s)) = (v.as_object_mut(), serde_json::from_str(&status_body(Some(job), last))) {
+        o.insert("status".into(), s);
+    }
+    encode(&v)
+}
+
+/// Ends the run: its report becomes the last one, its rows go.
+fn finish(
+    store: &impl JobStore,
+    mut job: Job,
+    error: Option<String>,
+    now_ms: u64,
+) -> Result<(ReconcileReport, Vec<String>), StoreError> {
+    let r = &mut job.report;
+    r.error = error.or_else(|| {
+        if r.deletes_held > 0 {
+            let why = job.held.as_deref().unwrap_or("the deletion safety held them");
+            Some(format!("{} deletions held back: {why}", r.deletes_held))
+        } else if r.failed > 0 {
+            Some(format!("{} change(s) failed; the next run retries them", r.failed))
+        } else {
+            None
+        }
+    });
+    r.ok = r.error.is_none();
+    r.duration_ms = now_ms.saturating_sub(job.started_ms);
+    let alerts = r.error.iter().map(|e| format!("provisioning reconciliation: {e}")).collect();
+    store.put(LAST_KEY, &encode(&job.report))?;
+    store.delete(JOB_KEY)?;
+    store.clear(true)?;
+    Ok((job.report, alerts))
+}
+
+/// What one alarm did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stepped {
+    /// When the next alarm is due; `None`: nothing left to do.
+    pub next_at: Option<u64>,
+    pub logs: Vec<String>,
+    pub alerts: Vec<String>,
+}
+
+/// How a step's loop ended.
+enum Flow {
+    /// The budget has no room for the next unit: continue in the next invocation, at once.
+    Yield,
+    /// Continue at this time, for this reason.
+    Wait(u64, String),
+    /// The run is over (with this error, if it failed).
+    Finished(Option<String>),
+}
+
+fn spent(e: &impl std::fmt::Display) -> bool {
+    e.to_string().contains(budget::SPENT)
+}
+
+/// A listing call's failure: retried later when it may pass, else the run fails unchanged.
+fn listing_failed(job: &mut Job, now_ms: u64, side: &str, e: ListingError) -> Flow {
+    match e {
+        ListingError::Okta(e) if spent(&e) => Flow::Yield,
+        ListingError::Connect(e) if spent(&e) => Flow::Yield,
+        ListingError::Okta(OktaError::RateLimited { reset_ms }) => {
+            job.okta_waits += 1;
+            Flow::Wait(reset_ms.max(now_ms) + 1_000, "OKTA_RATE_LIMITED".into())
+        }
+        e if e.is_transient() && job.failures + 1 < MAX_STEP_FAILURES => {
+            job.failures += 1;
+            let delay = 2_000u64 << job.failures.min(8);
+            Flow::Wait(now_ms + delay, format!("{}: {e}; retried", e.reason()))
+        }
+        e => Flow::Finished(Some(format!("listing {side} failed, nothing changed: {e}"))),
+    }
+}
+
+enum ListingError {
+    Okta(OktaError),
+    Connect(CallError),
+}
+
+impl ListingError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ListingError::Okta(e) => e.is_transient(),
+            ListingError::Connect(e) => e.is_transient(),
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ListingError::Okta(e) => e.reason(),
+            ListingError::Connect(e) => e.reason(),
+        }
+    }
+}
+
+impl std::fmt::Display for ListingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListingError::Okta(e) => e.fmt(f),
+            ListingError::Connect(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Runs one invocation's share of the run under way, if any.
+pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
+    cfg: Result<ProvisioningConfig, ConfigError>,
+    edge: &Edge<'_, H, C, S, D>,
+    store: &impl JobStore,
+) -> Result<Stepped, StoreError> {
+    let now = edge.clock.now_ms();
+    let (Some(mut job), _) = load(store)? else { return Ok(Stepped::default()) };
+    if job.next_ms > now + 1_000 {
+        // An early alarm (or one set before a wait was decided): come back at the time.
+        return Ok(Stepped { next_at: Some(job.next_ms), ..Stepped::default() });
+    }
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            let (report, alerts) = finish(store, job, Some(format!("provisioning is misconfigured: {e}")), now)?;
+            return Ok(Stepped { next_at: None, logs: vec![report.log_line()], alerts });
+        }
+    };
+    let budget = Budget::new(cfg.subrequest_budget);
+    let metering = Metering::new(edge, &budget);
+    let edge = &edge.metered(&metering);
+    // Never sleep for a rate limit inside an invocation: the next alarm waits instead.
+    let okta = edge.okta(&cfg.okta, 0);
+    let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 1000 / u64::from(cfg.reconcile_rps.max(1)));
+    let gate = Deletions { cfg: &cfg, okta: &okta, cache: edge.sources, ledger: edge.ledger, clock: edge.clock };
+    job.invocations += 1;
+    job.waiting = None;
+    let mut progressed = false;
+    let flow = loop {
+        let now = edge.clock.now_ms();
+        match job.phase.clone() {
+            Phase::Okta { source, url, pages } => {
+                let groups = cfg.group_ids.len();
+                let s = source as usize;
+                if s >= groups + cfg.app_ids.len() {
+                    job.phase = Phase::Managed { token: None, pages: 0 };
+                    continue;
+                }
+                let Some(_admitted) = budget.reserve(1) else { break Flow::Yield };
+                let group = cfg.group_ids.get(s);
+                let page = match (group, url) {
+                    (Some(_), Some(u)) => okta.members_page(&u).await,
+                    (Some(g), None) => okta.members_page(&okta.members_url(g)).await,
+                    (None, u) => {
+                        let u = u.unwrap_or_else(|| okta.app_users_url(&cfg.app_ids[s - groups]));
+                        okta.app_users_page(&u).await
+                    }
+                };
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => break listing_failed(&mut job, now, "Okta", ListingError::Okta(e)),
+                };
+                store.add_okta(&page.users, group.map(String::as_str))?;
+                (progressed, job.failures, job.okta_pages) = (true, 0, job.okta_pages + 1);
+                job.phase = match page.next {
+                    Some(_) if pages as usize + 1 >= MAX_PAGES => {
+                        break Flow::Finished(Some(format!(
+                            "listing Okta failed, nothing changed: more than {MAX_PAGES} pages in one group or app"
+                        )))
+                    }
+                    Some(next) => Phase::Okta { source, url: Some(next), pages: pages + 1 },
+                    None => Phase::Okta { source: source + 1, url: None, pages: 0 },
+                };
+                if let Some(rate) = okta.rate.get().filter(RateLimit::nearly_spent) {
+                    job.okta_waits += 1;
+                    break Flow::Wait(rate.reset_ms.max(now) + 1_000, "OKTA_RATE_LIMIT_NEARLY_SPENT".into());
+                }
+            }
+            Phase::Managed { token, pages } | Phase::Holders { token, pages } => {
+                let managed = matches!(job.phase, Phase::Managed { .. });
+                let Some(_admitted) = budget.reserve(1) else { break Flow::Yield };
+                let (count, next) = if managed {
+                    match connect.tagged_page(MANAGED_TAG, MANAGED_VALUE, token.as_deref()).await {
+                        Ok((users, next)) => {
+                            store.add_managed(&users)?;
+                            (users.len(), next)
+                        }
+                        Err(e) => break listing_failed(&mut job, now, "Connect", ListingError::Connect(e)),
+                    }
+                } else {
+                    match connect.list_page(token.as_deref()).await {
+                        Ok((users, next)) => {
+                            store.add_holders(&users)?;
+                            (users.len(), next)
+                        }
+                        Err(e) => break listing_failed(&mut job, now, "Connect", ListingError::Connect(e)),
+                    }
+                };
+                (progressed, job.failures, job.connect_pages) = (true, 0, job.connect_pages + 1);
+                job.phase = match next {
+                    // An empty page with a token again is Connect's to end; a bound keeps it from looping.
+                    Some(_) if pages + 1 >= MAX_CONNECT_PAGES || (count == 0 && pages > MAX_CONNECT_PAGES / 2) => {
+                        break Flow::Finished(Some(format!(
+                            "listing Connect failed, nothing changed: more than {MAX_CONNECT_PAGES} pages"
+                        )))
+                    }
+                    Some(t) if managed => Phase::Managed { token: Some(t), pages: pages + 1 },
+                    Some(t) => Phase::Holders { token: Some(t), pages: pages + 1 },
+                    None if managed => Phase::Holders { token: None, pages: 0 },
+                    None => Phase::Plan,
+                };
+            }
+            Phase::Plan => {
+                plan_run(&cfg, store, &mut job)?;
+                progressed = true;
+                job.phase = Phase::Apply { next: 0 };
+            }
+            Phase::Apply { next } => {
+                if next >= job.changes {
+                    break Flow::Finished(None);
+                }
+                let rows = store.plan_rows(next, APPLY_BATCH)?;
+                if rows.is_empty() {
+                    break Flow::Finished(None);
+                }
+                let mut done = 0;
+                let mut stopped = false;
+                for row in rows {
+                    match apply(&cfg, &connect, &gate, &budget, &mut job, row).await {
+                        Some(e) => {
+                            job.report.push(e);
+                            done += 1;
+                        }
+                        None => {
+                            stopped = true;
+                            break;
+                        }
+                    }
+                }
+                progressed |= done > 0;
+                job.phase = Phase::Apply { next: next + done };
+                if stopped {
+                    break Flow::Yield;
+                }
+            }
+        }
+    };
+    job.report.okta.calls += okta.calls.get();
+    job.report.connect.calls += connect.calls.get();
+    job.max_subrequests = job.max_subrequests.max(budget.used());
+    let now = edge.clock.now_ms();
+    let step_log = |job: &Job| {
+        serde_json::json!({
+            "msg": "provisioning-reconcile-step", "level": "info", "run": job.id, "phase": job.phase.name(),
+            "invocation": job.invocations, "subrequests": budget.used(), "waiting": job.waiting,
+        })
+        .to_string()
+    };
+    let next_at = match flow {
+        Flow::Finished(error) => {
+            let line = step_log(&job);
+            let (report, alerts) = finish(store, job, error, now)?;
+            return Ok(Stepped { next_at: None, logs: vec![line, report.log_line()], alerts });
+        }
+        Flow::Yield if !progressed => {
+            // Not one unit fit in a whole invocation's budget.
+            job.failures += 1;
+            if job.failures >= 3 {
+                let why = format!(
+                    "one {} step needs more than WORKER_SUBREQUEST_BUDGET ({}) subrequests: raise it",
+                    job.phase.name(),
+                    cfg.subrequest_budget
+                );
+                let line = step_log(&job);
+                let (report, alerts) = finish(store, job, Some(why), now)?;
+                return Ok(Stepped { next_at: None, logs: vec![line, report.log_line()], alerts });
+            }
+            job.waiting = Some("WORKER_SUBREQUEST_BUDGET: not one unit fit; retried".into());
+            now + 1_000
+        }
+        Flow::Yield => now,
+        Flow::Wait(at, why) => {
+            job.waiting = Some(why);
+            at
+        }
+    };
+    job.next_ms = next_at;
+    job.updated_ms = now;
+    store.put(JOB_KEY, &encode(&job))?;
+    Ok(Stepped { next_at: Some(next_at), logs: vec![step_log(&job)], alerts: vec![] })
+}
+
+/// Plans the run from its listings, once, and stores the changes.
+fn plan_run(cfg: &ProvisioningConfig, store: &impl JobStore, job: &mut Job) -> Result<(), StoreError> {
+    let mut okta_users = store.okta_users()?;
+    okta_users.retain(|_, (u, _)| has_access_status(&u.status));
+    let managed = store.managed()?;
+    let holders = store.holders()?;
+    job.report.okta.users = okta_users.len() as u32;
+    job.report.connect.users = managed.len() as u32;
+    let steps: Vec<Step> =
+        plan(cfg, &okta_users, managed, holders, &mut job.report).into_iter().map(Step::from).collect();
+    if job.report.planned.delete > cfg.reconcile_max_deletes {
+        job.held = Some(format!(
+            "more deletions than RECONCILE_MAX_DELETES ({}); check the Okta groups and apps, then raise the limit",
+            cfg.reconcile_max_deletes
+        ));
+    }
+    store.put_plan(&steps)?;
+    store.clear(false)?;
+    job.changes = steps.len() as u32;
+    Ok(())
+}
+
+/// Whether `arn` is user `id`'s of the configured instance (adoption tags nothing else).
+fn agent_arn(arn: &str, instance_id: &str, id: &str) -> bool {
+    arn.starts_with("arn:") && arn.ends_with(&format!(":instance/{instance_id}/agent/{id}"))
+}
+
+/// Applies (or, in a dry run, lists) one change. `None`: the budget has no room for it (or ran
+/// out mid-way); it is applied again in the next invocation.
+async fn apply<H: Http, C: Clock, G: DeleteGate>(
+    cfg: &ProvisioningConfig,
+    connect: &Connect<'_, H, C>,
+    gate: &G,
+    budget: &Budget,
+    job: &mut Job,
+    step: Step,
+) -> Option<ChangeEntry> {
+    let dry_run = job.report.dry_run;
+    let (mut e, cost) = match &step {
+        Step::Create(d) => (entry(Action::Create, &d.username, Some(&d.okta_user_id), None, vec![]), 3),
+        Step::Update { desired: d, id, changes } => {
+            let e = entry(Action::Update, &d.username, Some(&d.okta_user_id), Some(id), changes.clone());
+            (e, changes.len() as u32)
+        }
+        Step::Delete { id, username, owner } => {
+            // The gate: the budget object, and the sources when not confirmed lately (+ a token).
+            let cost = 3 + (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
+            (entry(Action::Delete, username, owner.as_deref(), Some(id), vec![]), cost)
+        }
+        Step::Adopt { desired: d, id, .. } => {
+            (entry(Action::Adopt, &d.username, Some(&d.okta_user_id), Some(id), vec![]), 4)
+        }
+    };
+    if dry_run {
+        if let (Step::Delete { .. }, Some(why)) = (&step, &job.held) {
+            (e.result, e.reason) = (ChangeResult::Held, Some(why.clone()));
+            job.report.deletes_held += 1;
+        }
+        return Some(e);
+    }
+    if let (Step::Delete { .. }, Some(why)) = (&step, &job.held) {
+        (e.result, e.reason) = (ChangeResult::Held, Some(why.clone()));
+        job.report.deletes_held += 1;
+        return Some(e);
+    }
+    let _admitted = budget.reserve(cost)?;
+    let applied = &mut job.report.applied;
+    let outcome: Result<(), String> = match step {
+        Step::Create(d) => match connect.create(&d).await {
+            Ok(Created::New(id)) => {
+                e.connect_user_id = Some(id);
+                applied.create += 1;
+                Ok(())
+            }
+            Ok(Created::Exists) => match connect.find_by_username(&d.username).await {
+                // Ours already: an earlier invocation's create that was not recorded.
+                Ok(found) if found.iter().any(|u| crate::provisioning::connect::owner(u) == Some(&d.okta_user_id)) => {
+                    applied.create += 1;
+                    Ok(())
+                }
+                Ok(_) => {
+                    applied.conflict += 1;
+                    (e.result, e.reason) = (
+                        ChangeResult::Skipped,
+                        Some(format!("CONFLICT: {UNMANAGED_USER_EXISTS}: CreateUser answered 409")),
+                    );
+                    return Some(e);
+                }
+                Err(err) if spent(&err) => return None,
+                Err(err) => Err(format!("{}: {err}", err.reason())),
+            },
+            Err(err) if spent(&err) => return None,
+            Err(err) => Err(format!("{}: {err}", err.reason())),
+        },
+        Step::Update { desired, id, changes } => match connect.update(&id, &desired, &changes).await {
+            Ok(()) => {
+                applied.update += 1;
+                Ok(())
+            }
+            Err(err) if spent(&err) => return None,
+            Err(err) => Err(format!("{}: {err}", err.reason())),
+        },
+        Step::Delete { id, .. } => match gate.allow().await {
+            Err(Held::BudgetUnavailable(why)) if why.contains(budget::SPENT) => return None,
+            Err(h) => {
+                let why = format!("{}: {h}", h.reason());
+                job.held = Some(why.clone());
+                job.report.deletes_held += 1;
+                (e.result, e.reason) = (ChangeResult::Held, Some(why));
+                return Some(e);
+            }
+            Ok(()) => match connect.delete(&id).await {
+                Ok(()) => {
+                    applied.delete += 1;
+                    Ok(())
+                }
+                Err(err) if spent(&err) => return None,
+                Err(err) => Err(format!("{}: {err}", err.reason())),
+            },
+        },
+        Step::Adopt { desired, id, arn } => {
+            if !agent_arn(&arn, &cfg.connect.instance_id, &id) {
+                Err("MALFORMED_RESPONSE: ListUsers gave an ARN that is not this user's".into())
+            } else {
+                let all = [Change::SecurityProfiles, Change::RoutingProfile, Change::IdentityInfo];
+                match connect.adopt(&arn, &desired.okta_user_id).await {
+                    Ok(()) => match connect.update(&id, &desired, &all).await {
+                        Ok(()) => {
+                            applied.adopt += 1;
+                            Ok(())
+                        }
+                        Err(err) if spent(&err) => return None,
+                        Err(err) => Err(format!("{}: {err}", err.reason())),
+                    },
+                    Err(err) if spent(&err) => return None,
+                    Err(err) => Err(format!("{}: {err}", err.reason())),
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => e.result = ChangeResult::Done,
+        Err(why) => {
+            job.report.failed += 1;
+            (e.result, e.reason) = (ChangeResult::Failed, Some(why));
+        }
+    }
+    Some(e)
+}
+
+// ---- the Worker's side: admin endpoints and the cron --------------------------------------------
+
+/// What the admin endpoints ask of the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOp {
+    /// `POST /admin/provisioning/reconcile[?dryRun=true]`: 202 and the status, 409 when a run
+    /// is under way.
+    Start { dry_run: bool },
+    /// `GET /admin/provisioning/status`.
+    Status,
+    /// `POST /admin/provisioning/cancel`: ends the run under way (what it applied stays).
+    Cancel,
+}
+
+fn plain(answer: Answer) -> Handled {
+    Handled { answer, log: None, alerts: vec![] }
+}
+
+/// Asks the object and maps its answer; an object that does not answer is a 503.
+async fn ask(job: &impl Durable, request: &Request) -> Result<(u16, String), Answer> {
+    match job.call(OBJECT, encode(request), CALL_TIMEOUT_MS).await {
+        Ok(wire) => match Served::parse(&wire) {
+            Some((status, body)) => Ok((status, body.to_string())),
+            None => {
+                Err(answer::plain_error(502, "The reconciliation job answered unreadably", "RECONCILE_JOB_MALFORMED"))
+            }
+        },
+        Err(e) => Err(answer::plain_error(
+            503,
+            &format!("The reconciliation job is unavailable: {e}"),
+            "RECONCILE_JOB_UNAVAILABLE",
+        )),
+    }
+}
+
+/// The admin endpoints of the job.
+pub async fn admin(
+    op: AdminOp,
+    authorization: Option<&str>,
+    admin_secret: Result<Option<AdminSecret>, ConfigError>,
+    cfg: Option<Result<ProvisioningConfig, ConfigError>>,
+    job: &impl Durable,
+) -> Handled {
+    if let Some(refused) = refuse(authorization, admin_secret) {
+        return refused;
+    }
+    match (op, cfg) {
+        (AdminOp::Start { .. }, None) => {
+            return plain(answer::plain_error(
+                503,
+                "Provisioning is not configured (CONNECT_INSTANCE_ID is not set)",
+                "PROVISIONING_NOT_CONFIGURED",
+            ))
+        }
+        (AdminOp::Start { .. }, Some(Err(e))) => {
+            return plain(answer::plain_error(
+                503,
+                &format!("Provisioning is misconfigured: {e}"),
+                "PROVISIONING_MISCONFIGURED",
+            ))
+        }
+        _ => {}
+    }
+    let request = match op {
+        AdminOp::Start { dry_run } => Request::Start { dry_run, trigger: Trigger::Admin },
+        AdminOp::Status => Request::Status,
+        AdminOp::Cancel => Request::Cancel,
+    };
+    match ask(job, &request).await {
+        Ok((status, body)) => plain(Answer { status, body }),
+        Err(a) => plain(a),
+    }
+}
+
+/// The Cron Trigger: starts a run unless one is under way. `cfg` is `None` when provisioning is
+/// off (nothing to do).
+pub async fn scheduled(cfg: Option<Result<ProvisioningConfig, ConfigError>>, job: &impl Durable) -> Handled {
+    let line = |what: &str, level: &str| {
+        Some(serde_json::json!({"msg": "provisioning-reconcile", "level": level, "skipped": what}).to_string())
+    };
+    match cfg {
+        None => {
+            return Handled {
+                answer: Answer { status: 200, body: String::new() },
+                log: line("CONNECT_INSTANCE_ID is not set: provisioning is off", "info"),
+                alerts: vec![],
+            }
+        }
+        Some(Err(e)) => {
+            return Handled {
+                answer: Answer { status: 500, body: String::new() },
+                log: None,
+                alerts: vec![format!("provisioning is misconfigured; no reconciliation: {e}")],
+            }
+        }
+        Some(Ok(_)) => {}
+    }
+    match ask(job, &Request::Start { dry_run: false, trigger: Trigger::Cron }).await {
+        Ok((202, body)) => Handled {
+            answer: Answer { status: 202, body },
+            log: Some(r#"{"msg":"provisioning-reconcile","level":"info","started":"cron"}"#.into()),
+            alerts: vec![],
+        },
+        Ok((409, _)) => Handled {
+            answer: Answer { status: 409, body: String::new() },
+            log: line("a reconciliation is already running", "info"),
+            alerts: vec![],
+        },
+        Ok((status, body)) => Handled {
+            answer: Answer { status, body },
+            log: None,
+            alerts: vec![format!("provisioning reconciliation: the job refused to start ({status})")],
+        },
+        Err(a) => Handled {
+            alerts: vec![format!("provisioning reconciliation: the job did not start: {}", a.body)],
+            answer: a,
+            log: None,
+        },
+    }
+}
+
+#[cfg(test)]
+pub mod mem {
+    //! An in-memory [`JobStore`] for native tests.
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct MemJobStore {
+        pub kv: RefCell<BTreeMap<String, String>>,
+        okta: RefCell<BTreeMap<String, (OktaUser, Vec<String>)>>,
+        managed: RefCell<BTreeMap<String, ConnectUser>>,
+        holders: RefCell<BTreeMap<String, UserSummary>>,
+        pub plan: RefCell<Vec<Step>>,
+    }
+
+    impl JobStore for MemJobStore {
+        fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.kv.borrow().get(key).cloned())
+        }
+        fn put(&self, key: &str, value: &str) -> Result<(), StoreError> {
+            self.kv.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.kv.borrow_mut().remove(key);
+            Ok(())
+        }
+        fn add_okta(&self, users: &[OktaUser], group: Option<&str>) -> Result<(), StoreError> {
+            let mut rows = self.okta.borrow_mut();
+            for u in users {
+                let row = rows.entry(u.id.clone()).or_insert_with(|| (u.clone(), vec![]));
+                row.0 = u.clone();
+                if let Some(g) = group.filter(|g| !row.1.iter().any(|x| x == g)) {
+                    row.1.push(g.into());
+                }
+            }
+            Ok(())
+        }
+        fn add_managed(&self, users: &[ConnectUser]) -> Result<(), StoreError> {
+            self.managed.borrow_mut().extend(users.iter().map(|u| (u.id.clone(), u.clone())));
+            Ok(())
+        }
+        fn add_holders(&self, users: &[UserSummary]) -> Result<(), StoreError> {
+            self.holders.borrow_mut().extend(users.iter().map(|u| (u.id.clone(), u.clone())));
+            Ok(())
+        }
+        fn okta_users(&self) -> Result<BTreeMap<String, (OktaUser, Vec<String>)>, StoreError> {
+            Ok(self.okta.borrow().clone())
+        }
+        fn managed(&self) -> Result<Vec<ConnectUser>, StoreError> {
+            Ok(self.managed.borrow().values().cloned().collect())
+        }
+        fn holders(&self) -> Result<Vec<UserSummary>, StoreError> {
+            Ok(self.holders.borrow().values().cloned().collect())
+        }
+        fn put_plan(&self, steps: &[Step]) -> Result<(), StoreError> {
+            *self.plan.borrow_mut() = steps.to_vec();
+            Ok(())
+        }
+        fn plan_rows(&self, from: u32, n: u32) -> Result<Vec<Step>, StoreError> {
+            Ok(self.plan.borrow().iter().skip(from as usize).take(n as usize).cloned().collect())
+        }
+        fn clear(&self, plan: bool) -> Result<(), StoreError> {
+            self.okta.borrow_mut().clear();
+            self.managed.borrow_mut().clear();
+            self.holders.borrow_mut().clear();
+            if plan {
+                self.plan.borrow_mut().clear();
+            }
+            Ok(())
+        }
+    }
+}
