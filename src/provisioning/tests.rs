@@ -78,44 +78,41 @@ fn serve(world: Rc<RefCell<World>>, req: &HttpRequest) -> HttpResponse {
 }
 
 fn serve_okta(w: &World, path: &str) -> HttpResponse {
-    {
-        let path = path.split('?').next().unwrap();
-        let parts: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-        let users =
-            |ids: &[String], w: &World| Value::Array(ids.iter().filter_map(|i| w.users.get(i).cloned()).collect());
-        return match parts.as_slice() {
-            ["users", id] => w.users.get(*id).map_or(json_response(404, "{}"), |u| json_response(200, &u.to_string())),
-            ["users", id, "groups"] => {
-                let gs: Vec<Value> =
-                    w.groups.iter().filter(|(_, m)| m.iter().any(|u| u == id)).map(|(g, _)| json!({"id": g})).collect();
-                json_response(200, &Value::Array(gs).to_string())
+    let path = path.split('?').next().unwrap();
+    let parts: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    let users = |ids: &[String], w: &World| Value::Array(ids.iter().filter_map(|i| w.users.get(i).cloned()).collect());
+    match parts.as_slice() {
+        ["users", id] => w.users.get(*id).map_or(json_response(404, "{}"), |u| json_response(200, &u.to_string())),
+        ["users", id, "groups"] => {
+            let gs: Vec<Value> =
+                w.groups.iter().filter(|(_, m)| m.iter().any(|u| u == id)).map(|(g, _)| json!({"id": g})).collect();
+            json_response(200, &Value::Array(gs).to_string())
+        }
+        ["groups", g] => {
+            w.groups.get(*g).map_or(json_response(404, "{}"), |_| json_response(200, &json!({"id": g}).to_string()))
+        }
+        ["apps", a] => {
+            w.apps.get(*a).map_or(json_response(404, "{}"), |_| json_response(200, &json!({"id": a}).to_string()))
+        }
+        ["groups", g, "users"] => {
+            w.groups.get(*g).map_or(json_response(404, "{}"), |m| json_response(200, &users(m, w).to_string()))
+        }
+        ["apps", a, "users"] => w.apps.get(*a).map_or(json_response(404, "{}"), |m| {
+            let items: Vec<Value> = m
+                .iter()
+                .filter_map(|u| w.users.get(u))
+                .map(|u| json!({"id": u["id"], "_embedded": {"user": u}}))
+                .collect();
+            json_response(200, &Value::Array(items).to_string())
+        }),
+        ["apps", a, "users", u] => {
+            if w.apps.get(*a).is_some_and(|m| m.iter().any(|x| x == u)) {
+                json_response(200, &json!({"id": u}).to_string())
+            } else {
+                json_response(404, "{}")
             }
-            ["groups", g] => {
-                w.groups.get(*g).map_or(json_response(404, "{}"), |_| json_response(200, &json!({"id": g}).to_string()))
-            }
-            ["apps", a] => {
-                w.apps.get(*a).map_or(json_response(404, "{}"), |_| json_response(200, &json!({"id": a}).to_string()))
-            }
-            ["groups", g, "users"] => {
-                w.groups.get(*g).map_or(json_response(404, "{}"), |m| json_response(200, &users(m, &w).to_string()))
-            }
-            ["apps", a, "users"] => w.apps.get(*a).map_or(json_response(404, "{}"), |m| {
-                let items: Vec<Value> = m
-                    .iter()
-                    .filter_map(|u| w.users.get(u))
-                    .map(|u| json!({"id": u["id"], "_embedded": {"user": u}}))
-                    .collect();
-                json_response(200, &Value::Array(items).to_string())
-            }),
-            ["apps", a, "users", u] => {
-                if w.apps.get(*a).is_some_and(|m| m.iter().any(|x| x == u)) {
-                    json_response(200, &json!({"id": u}).to_string())
-                } else {
-                    json_response(404, "{}")
-                }
-            }
-            _ => json_response(404, "{}"),
-        };
+        }
+        _ => json_response(404, "{}"),
     }
 }
 
