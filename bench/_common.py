@@ -3,6 +3,7 @@ logs to a file, and latency summaries. (bench/provisioning_bench.py reuses the e
 tests/e2e/conftest.py instead: it needs the verifying stand-ins.)"""
 from __future__ import annotations
 
+import collections
 import http.client
 import itertools
 import json
@@ -131,3 +132,29 @@ def summary(latencies_ms: list[float]) -> str:
         return "n=0"
     return (f"p50={percentile(s, 0.5):.2f}ms p90={percentile(s, 0.9):.2f}ms p99={percentile(s, 0.99):.2f}ms "
             f"max={s[-1]:.2f}ms mean={statistics.fmean(s):.2f}ms n={len(s)}")
+
+
+def session_cpu(sid: int, include_self: bool = False) -> dict[str, float]:
+    """CPU seconds (utime + stime) by command name of every process in session `sid` (a `wrangler
+    dev` started in its own session: its node, workerd, esbuild, ...); with `include_self`, this
+    Python process too (the client and the stand-ins), as "python (bench)"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = collections.defaultdict(float)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state); session is field 6, utime 14, stime 15
+        if int(fields[3]) != sid:
+            continue
+        out[comm] += (int(fields[11]) + int(fields[12])) / tick
+    if include_self:
+        t = os.times()
+        out["python (bench)"] = t.user + t.system
+    return dict(out)
+

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from mocks.okta import MockOkta  # noqa: E402
 from helpers import iso  # noqa: E402
-from _common import InstantMessaging, Wrangler, percentile, summary  # noqa: E402
+from _common import InstantMessaging, Wrangler, percentile, session_cpu, summary  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "okta" / "telephony-sms-password-reset.json"
 AKID = "AKIDLOCALBENCH000001"
@@ -166,29 +166,6 @@ def snapshot_config(tmp: Path, ledger: bool = True) -> Path:
 
 
 # ---- where the CPU goes --------------------------------------------------------------------------
-def session_cpu(sid: int) -> dict[str, float]:
-    """CPU seconds (user + system) by command name of every process in session `sid` (wrangler's
-    own session: wrangler's Node, workerd, ...), plus this Python process (client and fakes)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        # fields[0] is field 3 (state); session is field 6, utime 14, stime 15
-        if int(fields[3]) != sid:
-            continue
-        out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    t = os.times()
-    out["python (bench)"] = t.user + t.system
-    return out
-
-
 def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> str:
     if requests <= 0:
         return ""
@@ -445,17 +422,17 @@ def main() -> int:
         print(f"BENCH e2e_fake_messaging_alone: {summary(base)} (Python client → fake endpoint, keep-alive)",
               flush=True)
 
-        cpu0 = session_cpu(worker.proc.pid)
+        cpu0 = session_cpu(worker.proc.pid, include_self=True)
         lat, errors = sequential(worker.port, token, bodies, args.sequential)
-        cpu1 = session_cpu(worker.proc.pid)
+        cpu1 = session_cpu(worker.proc.pid, include_self=True)
         print(f"BENCH e2e_sequential: {summary(lat)} errors={len(errors)}", flush=True)
         print(f"BENCH e2e_sequential_{cpu_per_request(cpu0, cpu1, len(lat))}", flush=True)
         for e in errors[:3]:
             print(f"  error: {e}", file=sys.stderr)
 
-        cpu0 = session_cpu(worker.proc.pid)
+        cpu0 = session_cpu(worker.proc.pid, include_self=True)
         lat, errors, elapsed = concurrent(worker.port, token, bodies, args.concurrency, args.seconds)
-        cpu1 = session_cpu(worker.proc.pid)
+        cpu1 = session_cpu(worker.proc.pid, include_self=True)
         rps = len(lat) / elapsed if elapsed > 0 else float("nan")
         s = sorted(lat)
         print(f"BENCH e2e_concurrency_{args.concurrency}: {rps:.0f} req/s over {elapsed:.1f}s "

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import InstantMessaging, Wrangler, percentile  # noqa: E402
+from _common import InstantMessaging, Wrangler, percentile, session_cpu  # noqa: E402
 from helpers import iso  # noqa: E402
 from mocks.aws import MockMessaging  # noqa: E402
 from mocks.okta import MockOkta  # noqa: E402
@@ -240,26 +240,6 @@ def drive(port: int, token: str, items: list[tuple[dict, str, bytes]], clients: 
 
 
 # ---- processes and logs ----------------------------------------------------------------------------------
-def session_cpu(sid: int) -> dict[str, float]:
-    """CPU seconds (utime + stime) by command name of every process in session `sid`: wrangler's
-    own session (its node, workerd, esbuild, …)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = collections.defaultdict(float)
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) != sid:
-            continue
-        out[comm] += (int(fields[11]) + int(fields[12])) / tick
-    return dict(out)
-
-
 def cpu_delta(before: dict, after: dict) -> dict[str, float]:
     return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in set(before) | set(after)}
 

@@ -136,6 +136,15 @@ pub struct ReconcileReport {
     /// Deletions held back: more than `RECONCILE_MAX_DELETES`, or the deletion safety's holds.
     pub deletes_held: u32,
     pub duration_ms: u64,
+    /// Durable Object alarms that worked on the run, and the most subrequests one of them made
+    /// (at most `WORKER_SUBREQUEST_BUDGET`).
+    #[serde(default)]
+    pub invocations: u32,
+    #[serde(default)]
+    pub max_subrequests: u32,
+    /// Pauses for Okta's rate-limit reset (a 429, or under a tenth of the window left).
+    #[serde(default)]
+    pub okta_rate_limit_waits: u32,
     pub changes: Vec<ChangeEntry>,
     pub changes_truncated: bool,
 }
@@ -156,6 +165,8 @@ impl ReconcileReport {
             "run": self.id, "ok": self.ok, "dryRun": self.dry_run, "trigger": self.trigger, "error": self.error,
             "okta": self.okta, "connect": self.connect, "planned": self.planned, "applied": self.applied,
             "failed": self.failed, "deletesHeld": self.deletes_held, "durationMs": self.duration_ms,
+            "invocations": self.invocations, "maxSubrequests": self.max_subrequests,
+            "oktaRateLimitWaits": self.okta_rate_limit_waits,
         })
         .to_string()
     }
