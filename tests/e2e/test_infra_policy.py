@@ -1,8 +1,9 @@
 """The Worker's IAM policy (infra-aws/worker-iam.yaml), checked without AWS and without the Worker.
 
 The template is read with cfn-lint's decoder, its intrinsic functions are resolved for given
-parameter values (as CloudFormation would), and the resulting policy is evaluated for the requests a
-leaked key could make, with the IAM policy simulator's semantics: an explicit Deny wins, otherwise
+parameter values (as CloudFormation would), and the resulting policies (WorkerPolicy, and
+WorkerAdoptionPolicy while AllowAdoption=true) are evaluated together for the requests a leaked key
+could make, with the IAM policy simulator's semantics: an explicit Deny wins, otherwise
 every resource of the request needs an Allow; a condition on a key the request does not carry is
 false, except for negated operators (StringNotEquals), `Null: true` and `ForAllValues`, which are
 true. A request is authorized per resource (CreateUser: the new user and each profile it names).
@@ -138,9 +139,21 @@ class Stack:
                 out[k] = r
         return out
 
+    def policies(self) -> dict[str, list[dict]]:
+        """The statements of each managed policy the stack creates (those whose Condition holds)."""
+        out = {}
+        for name, res in self.tpl["Resources"].items():
+            if res["Type"] != "AWS::IAM::ManagedPolicy":
+                continue
+            if "Condition" in res and not self.condition(res["Condition"]):
+                continue
+            out[name] = self.eval(res["Properties"]["PolicyDocument"]["Statement"])
+        return out
+
     def statements(self) -> list[dict]:
-        doc = self.tpl["Resources"]["WorkerPolicy"]["Properties"]["PolicyDocument"]
-        return self.eval(doc["Statement"])
+        """Every statement of the user's policies: IAM evaluates them together (WorkerPolicy, and
+        WorkerAdoptionPolicy while AllowAdoption=true)."""
+        return [s for st in self.policies().values() for s in st]
 
 
 # ---- a small IAM evaluator -------------------------------------------------------------------------
@@ -244,41 +257,73 @@ def test_stack_refuses_connect_without_security_profile_allow_list(template):
                 if s["Effect"] == "Allow" and any(a.startswith("connect:") for a in _listify(s["Action"]))]
 
 
-def _all_statements_of_every_branch(template):
-    """Every statement of the policy in the raw template, on both sides of each Fn::If."""
+def _statements_of_every_branch(node) -> list[dict]:
+    """Every statement in `node` (raw template), on both sides of each Fn::If."""
     out = []
 
-    def walk(node):
-        if isinstance(node, dict):
-            if "Effect" in node:
-                out.append(node)
-            for v in node.values():
+    def walk(n):
+        if isinstance(n, dict):
+            if "Effect" in n:
+                out.append(n)
+            for v in n.values():
                 walk(v)
-        elif isinstance(node, list):
-            for v in node:
+        elif isinstance(n, list):
+            for v in n:
                 walk(v)
-    walk(template["Resources"]["WorkerPolicy"]["Properties"]["PolicyDocument"]["Statement"])
+    walk(node)
     return out
 
 
-def test_no_allow_of_tag_resource_or_untag_resource(template):
-    for s in _all_statements_of_every_branch(template):
-        if s["Effect"] != "Allow":
-            continue
-        for a in _listify(s["Action"]):
-            assert not _glob(a, "connect:TagResource", False), s.get("Sid")
-            assert not _glob(a, "connect:UntagResource", False), s.get("Sid")
+def _all_statements_of_every_branch(template):
+    """Every statement of WorkerPolicy in the raw template, on both sides of each Fn::If."""
+    return _statements_of_every_branch(
+        template["Resources"]["WorkerPolicy"]["Properties"]["PolicyDocument"]["Statement"])
 
 
-def test_tagging_and_untagging_denied_unconditionally(template):
-    deny = [s for s in _all_statements_of_every_branch(template)
-            if s["Effect"] == "Deny" and "connect:TagResource" in _listify(s["Action"])]
-    assert len(deny) == 1
-    assert set(_listify(deny[0]["Action"])) == {"connect:TagResource", "connect:UntagResource"}
-    assert deny[0]["Resource"] == "*" and "Condition" not in deny[0]
-    # It is not inside an Fn::If: present in every stack.
-    raw = template["Resources"]["WorkerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert any(s is deny[0] for s in raw)
+def _tagging(statements, effect: str, action: str) -> list[dict]:
+    return [s for s in statements
+            if s["Effect"] == effect and any(_glob(a, action, False) for a in _listify(s["Action"]))]
+
+
+def test_no_allow_of_untag_resource_and_tag_resource_only_for_adoption(template):
+    """No Allow of UntagResource on either side of any Fn::If, in any policy; the only Allow of
+    TagResource is the adoption statement, in WorkerAdoptionPolicy, which exists only when
+    CanAdopt (AllowAdoption=true, with Connect) holds and is attached to the Worker's user."""
+    policies = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::ManagedPolicy"}
+    assert sorted(policies) == ["WorkerAdoptionPolicy", "WorkerPolicy"]
+    every = _statements_of_every_branch([r["Properties"]["PolicyDocument"] for r in policies.values()])
+    assert _tagging(every, "Allow", "connect:UntagResource") == []
+    (allow,) = _tagging(every, "Allow", "connect:TagResource")
+    assert allow["Sid"] == "ConnectAdoptUntaggedUsers"
+    assert not _tagging(_all_statements_of_every_branch(template), "Allow", "connect:TagResource")
+    adoption = policies["WorkerAdoptionPolicy"]
+    assert adoption["Condition"] == "CanAdopt" and adoption["Properties"]["Users"] == [{"Ref": "WorkerUser"}]
+    assert template["Conditions"]["CanAdopt"] == {
+        "Fn::And": [{"Condition": "HasConnect"}, {"Fn::Equals": [{"Ref": "AllowAdoption"}, "true"]}]}
+    assert "WorkerAdoptionPolicy" not in Stack(template, CONNECT_PARAMS).policies()
+
+
+def test_tagging_and_untagging_denied_unconditionally_without_adoption(template):
+    """AllowAdoption=false (the default), and any stack without Connect: the one Deny of both
+    actions on every resource, without a condition, and no Allow of either."""
+    no_connect = {"OriginationIdentityArns": CONNECT_PARAMS["OriginationIdentityArns"],
+                  "AllowedSecurityProfileArns": ""}
+    stacks = (policy(template), policy(template, AllowAdoption="false"),
+              Stack(template, no_connect).statements(),
+              Stack(template, dict(no_connect, AllowAdoption="true")).statements())
+    for st in stacks:
+        (deny,) = _tagging(st, "Deny", "connect:TagResource")
+        assert deny["Sid"] == "DenyTaggingAndUntagging"
+        assert set(_listify(deny["Action"])) == {"connect:TagResource", "connect:UntagResource"}
+        assert deny["Resource"] == "*" and "Condition" not in deny
+        assert _tagging(st, "Deny", "connect:UntagResource") == [deny]
+        assert _tagging(st, "Allow", "connect:TagResource") == _tagging(st, "Allow", "connect:UntagResource") == []
+    assert policy(template) == policy(template, AllowAdoption="false")
+    # With adoption, UntagResource keeps its Deny on every resource, without a condition.
+    st = policy(template, AllowAdoption="true")
+    (untag,) = _tagging(st, "Deny", "connect:UntagResource")
+    assert _listify(untag["Action"]) == ["connect:UntagResource"]
+    assert untag["Resource"] == "*" and "Condition" not in untag
 
 
 def test_list_users_allowed_on_the_instance(template):
@@ -398,3 +443,107 @@ def test_other_user_writes_are_not_granted(template):
     for action in ("connect:UpdateUserPhoneConfig", "connect:UpdateUserHierarchy", "connect:CreateSecurityProfile",
                    "connect:UpdateSecurityProfile", "connect:DescribeInstance"):
         assert request(st, action, {NEW_USER: MANAGED, I_ARN: {}}) == "implicitDeny", action
+
+
+# ---- adoption (AllowAdoption=true, for CONNECT_ADOPT_EXISTING=true) ---------------------------------
+def adopt(st, user_tags=None, tags=WORKER_TAGS, arn=ADMIN_USER):
+    """The Worker's adoption call: TagResource on an existing user (tags `user_tags`, none by default)."""
+    return request(st, "connect:TagResource", {arn: user_tags or {}}, tags)
+
+
+def test_adoption_parameter_is_off_by_default_and_needs_connect(template):
+    spec = template["Parameters"]["AllowAdoption"]
+    assert spec["Type"] == "String" and spec["Default"] == "false"
+    assert sorted(spec["AllowedValues"]) == ["false", "true"]
+    assert Stack(template, dict(CONNECT_PARAMS, AllowAdoption="true")).rules_failing() == []
+    no_connect = Stack(template, {"OriginationIdentityArns": CONNECT_PARAMS["OriginationIdentityArns"],
+                                  "AllowedSecurityProfileArns": "", "AllowAdoption": "true"})
+    assert no_connect.rules_failing() == ["AdoptionNeedsConnect"]
+
+
+def test_adoption_tags_an_untagged_user_only_when_switched_on(template):
+    """The hole that AllowAdoption reopens, on purpose: any user without a managedBy tag (here the
+    hand-made administrator) can be tagged as managed, and is then changed like a managed user."""
+    assert adopt(policy(template)) == "explicitDeny"
+    assert adopt(policy(template, AllowAdoption="false")) == "explicitDeny"
+    st = policy(template, AllowAdoption="true")
+    assert adopt(st) == "allowed"
+    assert adopt(st, user_tags={"team": "ops"}) == "allowed"          # other tags, but no managedBy
+    assert adopt(st, user_tags={"oktaUserId": "00uSTALE"}) == "allowed"
+    # Then the Worker's three updates, as on any managed user.
+    assert request(st, "connect:UpdateUserSecurityProfiles", {ADMIN_USER: WORKER_TAGS, SP_AGENT: {}}) == "allowed"
+    assert request(st, "connect:UpdateUserRoutingProfile", {ADMIN_USER: WORKER_TAGS, RP_BASIC: {}}) == "allowed"
+    assert request(st, "connect:UpdateUserIdentityInfo", {ADMIN_USER: WORKER_TAGS}) == "allowed"
+    # An instance in another region (ConnectRegion): its users, not those of the stack's region.
+    st = policy(template, AllowAdoption="true", ConnectRegion="eu-west-2")
+    assert adopt(st, arn=ADMIN_USER.replace(REGION, "eu-west-2")) == "allowed"
+    assert adopt(st) == "implicitDeny"
+
+
+def test_adoption_never_retags_a_managed_user(template):
+    st = policy(template, AllowAdoption="true")
+    assert adopt(st) == "allowed"
+    for user_tags in (MANAGED, {"managedBy": "okta-edge-hooks"}, {"managedBy": "someone-else"},
+                      {"managedBy": ""}, dict(MANAGED, team="ops")):
+        assert adopt(st, user_tags=user_tags) == "explicitDeny", user_tags
+        assert adopt(st, user_tags=user_tags, tags={"oktaUserId": "00uOTHER"}) == "explicitDeny", user_tags
+        assert adopt(st, user_tags=user_tags, arn=NEW_USER) == "explicitDeny", user_tags
+        # The Allow alone (without the Deny's guard) does not match either.
+        allow_only = [s for s in st if s.get("Sid") != "DenyRetaggingManagedUsers"]
+        assert adopt(allow_only, user_tags=user_tags) == "implicitDeny", user_tags
+
+
+def test_adoption_only_with_exactly_the_ownership_tags(template):
+    st = policy(template, AllowAdoption="true")
+    assert adopt(st) == "allowed"
+    for tags in (None, {}, {"managedBy": "okta-edge-hooks"}, {"oktaUserId": "00u1"},
+                 {"managedBy": "someone-else", "oktaUserId": "00u1"},
+                 {"managedBy": "OKTA-EDGE-HOOKS", "oktaUserId": "00u1"},
+                 {"ManagedBy": "okta-edge-hooks", "oktaUserId": "00u1"},
+                 dict(WORKER_TAGS, team="ops"), {"team": "ops"}):
+        assert adopt(st, tags=tags) == "implicitDeny", tags
+
+
+def test_adoption_only_on_users_of_the_instance(template):
+    st = policy(template, AllowAdoption="true")
+    assert adopt(st) == "allowed"
+    for arn in (I_ARN, SP_AGENT, SP_ADMIN, RP_BASIC,
+                f"{I_ARN}/agent-group/dddddddd-0000-4000-8000-000000000001",
+                f"{I_ARN}/queue/eeeeeeee-0000-4000-8000-000000000001",
+                ADMIN_USER.replace(INSTANCE, OTHER_INSTANCE),
+                ADMIN_USER.replace(ACCOUNT, "444455556666"),
+                ADMIN_USER.replace(REGION, "eu-west-2")):
+        assert adopt(st, arn=arn) == "implicitDeny", arn
+
+
+def test_untag_resource_stays_denied_with_adoption(template):
+    st = policy(template, AllowAdoption="true")
+    assert adopt(st) == "allowed"
+    for arn, user_tags in ((ADMIN_USER, {}), (NEW_USER, MANAGED), (NEW_USER, {"team": "ops"}),
+                           (I_ARN, {}), (SP_AGENT, {})):
+        for keys in (None, {"managedBy": ""}, {"managedBy": "", "oktaUserId": ""}, {"team": ""}):
+            assert request(st, "connect:UntagResource", {arn: user_tags}, keys) == "explicitDeny", (arn, keys)
+
+
+def test_policy_with_adoption_fits_the_managed_policy_size_limit(template):
+    """As test_policy_fits_the_managed_policy_size_limit, with adoption on: each managed policy
+    (WorkerPolicy, WorkerAdoptionPolicy) on its own, for an instance in a long region name."""
+    import json
+    region = "ap-southeast-2"
+    i_arn = I_ARN.replace(REGION, region)
+    sps = ",".join(f"{i_arn}/security-profile/aaaaaaaa-0000-4000-8000-0000000000{i:02d}" for i in range(10))
+    rps = ",".join(f"{i_arn}/routing-profile/bbbbbbbb-0000-4000-8000-0000000000{i:02d}" for i in range(10))
+    stack = Stack(template, dict(
+        CONNECT_PARAMS, AllowAdoption="true", ConnectRegion=region,
+        AllowedSecurityProfileArns=sps, AllowedRoutingProfileArns=rps,
+        ConfigurationSetArn=f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:configuration-set/okta-otp",
+        ProtectConfigurationArn=f"arn:aws:sms-voice:{REGION}:{ACCOUNT}:protect-configuration/"
+                                "protect-0123456789abcdef0123456789abcdef",
+        TemplateTableArn=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/okta-edge-hooks-templates",
+        TemplateTableKmsKeyArn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0123abcd-0000-4000-8000-000000000001"))
+    policies = stack.policies()
+    assert sorted(s["Sid"] for s in policies["WorkerAdoptionPolicy"]) == [
+        "ConnectAdoptUntaggedUsers", "DenyRetaggingManagedUsers"]
+    for name, st in policies.items():
+        size = len(json.dumps({"Version": "2012-10-17", "Statement": st}, separators=(",", ":")))
+        assert size <= 6144, (name, size)
