@@ -19,6 +19,7 @@ pub mod locale;
 pub mod okta;
 pub mod phone;
 pub mod provisioning;
+pub mod routes;
 pub mod ssml;
 pub mod sync;
 pub mod template;

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use worker::{
-    console_error, console_log, event, Context, Date, Env, Method, Request, Response, ScheduleContext, ScheduledEvent,
+    console_error, console_log, event, Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
 use crate::admin::{Gate, Handled};
@@ -29,6 +29,7 @@ use crate::events::{self, config::EventsConfig, Seen};
 use crate::okta::Session;
 use crate::provisioning::reconcile::{self, job};
 use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, safety::SourcesCache};
+use crate::routes::{self, Resolved, Route};
 use crate::sync::admin::{self, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
@@ -158,50 +159,43 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         None
     };
-    let allow = match path.as_str() {
-        "/admin/templates/status" | "/admin/guard/status" | "/admin/provisioning/dead-letters" => "GET",
-        "/okta/events" => "GET, POST",
-        _ => "POST",
+    // The 405's `Allow`, from the route table.
+    let allow = match routes::resolve(&path, &req.inner().method()) {
+        Resolved::MethodNotAllowed(allow) if answer.status == 405 => Some(allow),
+        _ => None,
     };
-    respond(answer, challenge, allow)
+    respond(answer, challenge, allow.as_deref())
 }
 
 async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_ms: u64) -> worker::Result<Answer> {
-    Ok(match (path, req.method()) {
-        ("/healthz", Method::Get) => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
-        ("/okta/telephony", Method::Post) => telephony_hook(req, env, ctx, started_ms).await?,
-        ("/okta/telephony", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
-        ("/okta/events", Method::Get) => {
+    let route = match routes::resolve(path, &req.inner().method()) {
+        Resolved::Route(r) => r,
+        Resolved::MethodNotAllowed(allow) => {
+            return Ok(answer::plain_error(405, &format!("Only {allow} allowed here"), "METHOD_NOT_ALLOWED"));
+        }
+        Resolved::NotFound => return Ok(answer::plain_error(404, "Not found", "NOT_FOUND")),
+    };
+    Ok(match route {
+        Route::Health => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
+        Route::Telephony => telephony_hook(req, env, ctx, started_ms).await?,
+        Route::EventsVerification => {
             events::verification(req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref())
         }
-        ("/okta/events", Method::Post) => event_hook(req, env).await?,
-        ("/okta/events", _) => answer::plain_error(405, "Only GET and POST are allowed here", "METHOD_NOT_ALLOWED"),
-        ("/admin/templates/sync", Method::Post) => admin_request(req, env, Op::Sync).await?,
-        ("/admin/templates/status", Method::Get) => admin_request(req, env, Op::Status).await?,
-        ("/admin/provisioning/reconcile", Method::Post) => {
+        Route::Events => event_hook(req, env).await?,
+        Route::TemplatesSync => admin_request(req, env, Op::Sync).await?,
+        Route::TemplatesStatus => admin_request(req, env, Op::Status).await?,
+        Route::Reconcile => {
+            // The raw URL, not `Request::url()`: parsing with the `url` crate would pull its IDNA
+            // tables (~100 KB) into the bundle for one flag.
             let dry_run = reconcile::dry_run_requested(&req.inner().url());
             reconcile_request(req, env, job::AdminOp::Start { dry_run }).await?
         }
-        ("/admin/provisioning/status", Method::Get) => reconcile_request(req, env, job::AdminOp::Status).await?,
-        ("/admin/provisioning/cancel", Method::Post) => reconcile_request(req, env, job::AdminOp::Cancel).await?,
-        ("/admin/provisioning/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
-        ("/admin/provisioning/dead-letters", Method::Get) => dead_letters::list_request(req, env).await?,
-        ("/admin/provisioning/redrive", Method::Post) => dead_letters::redrive_request(req, env).await?,
-        ("/admin/provisioning/dead-letters", _) => {
-            answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED")
-        }
-        ("/admin/provisioning/redrive", _) => {
-            answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
-        }
-        ("/admin/guard/status", Method::Get) => guard_request(req, env, false).await?,
-        ("/admin/guard/release", Method::Post) => guard_request(req, env, true).await?,
-        ("/admin/guard/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
-        ("/admin/guard/release", _) => answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED"),
-        ("/admin/templates/sync" | "/admin/provisioning/reconcile" | "/admin/provisioning/cancel", _) => {
-            answer::plain_error(405, "Only POST is allowed here", "METHOD_NOT_ALLOWED")
-        }
-        ("/admin/templates/status", _) => answer::plain_error(405, "Only GET is allowed here", "METHOD_NOT_ALLOWED"),
-        _ => answer::plain_error(404, "Not found", "NOT_FOUND"),
+        Route::ReconcileStatus => reconcile_request(req, env, job::AdminOp::Status).await?,
+        Route::ReconcileCancel => reconcile_request(req, env, job::AdminOp::Cancel).await?,
+        Route::DeadLetters => dead_letters::list_request(req, env).await?,
+        Route::Redrive => dead_letters::redrive_request(req, env).await?,
+        Route::GuardStatus => guard_request(req, env, false).await?,
+        Route::GuardRelease => guard_request(req, env, true).await?,
     })
 }
 
@@ -408,7 +402,7 @@ fn answer_is_unauthorized_oauth(env: &Env) -> bool {
     env.var("OKTA_AUTH_MODE").map(|v| v.to_string() != "header").unwrap_or(true)
 }
 
-fn respond(answer: Answer, challenge: Option<&str>, allow: &str) -> worker::Result<Response> {
+fn respond(answer: Answer, challenge: Option<&str>, allow: Option<&str>) -> worker::Result<Response> {
     let status = answer.status;
     let empty = answer.body.is_empty();
     let mut resp = Response::ok(answer.body)?.with_status(status);
@@ -417,7 +411,7 @@ fn respond(answer: Answer, challenge: Option<&str>, allow: &str) -> worker::Resu
         h.set("content-type", "application/json")?;
     }
     h.set("cache-control", "no-store")?;
-    if status == 405 {
+    if let Some(allow) = allow {
         h.set("allow", allow)?;
     }
     if let Some(challenge) = challenge.filter(|_| status == 401) {

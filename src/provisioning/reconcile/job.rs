@@ -324,7 +324,8 @@ fn finish(
     });
     r.ok = r.error.is_none();
     r.duration_ms = now_ms.saturating_sub(job.started_ms);
-    (r.invocations, r.max_subrequests, r.okta_rate_limit_waits) = (job.invocations, job.max_subrequests, job.okta_waits);
+    (r.invocations, r.max_subrequests, r.okta_rate_limit_waits) =
+        (job.invocations, job.max_subrequests, job.okta_waits);
     let alerts = r.error.iter().map(|e| format!("provisioning reconciliation: {e}")).collect();
     store.put(LAST_KEY, &encode(&job.report))?;
     store.delete(JOB_KEY)?;
