@@ -14,6 +14,8 @@ Printed (`BENCH <name> k=v ...`), for a dry run and then the real run:
                          shows the run's report
   invocations            alarms that worked on the run (one Durable Object invocation each)
   max_subrequests        the most subrequests one invocation made (must stay <= the budget)
+  max_invocation_ms      the longest invocation, wall (its `ms` in the step log line)
+  planning_invocation_ms the invocation that planned: it reads every listed row and plans (CPU)
   okta_calls/connect_calls   from the report (every try counted)
   okta_waits             pauses for Okta's rate-limit reset (429 or a nearly spent window)
   okta_429 / early_calls 429s the mock answered / calls made before a reset (must be 0)
@@ -26,6 +28,7 @@ Usage (after `source scripts/env.sh` and `bash scripts/build`):
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -112,9 +115,15 @@ def main():
             rep, _, wall = run(w, dry_run, args.timeout)
             cpu = sum(session_cpu(w.proc.pid).values()) - sum(cpu0.values())
             reqs = q.org.requests()
+            steps = [json.loads(l[l.index("{"):]) for l in w.log_lines()
+                     if '"msg":"provisioning-reconcile-step"' in l and f'"run":"{rep["id"]}"' in l]
+            planning = [s["ms"] for s in steps if s["phase"] == "applying" and s["invocation"] == min(
+                (t["invocation"] for t in steps if t["phase"] == "applying"), default=0)]
             bench("reconcile_scale_dry_run" if dry_run else "reconcile_scale_apply",
                   ok=rep["ok"], wall_s=f"{wall:.1f}", worker_ms=rep["durationMs"], cpu_s=f"{cpu:.1f}",
                   invocations=rep["invocations"], max_subrequests=rep["maxSubrequests"],
+                  max_invocation_ms=max((s["ms"] for s in steps), default=0),
+                  planning_invocation_ms=planning[0] if planning else "-",
                   budget=args.budget, okta_users=rep["okta"]["users"], okta_calls=rep["okta"]["calls"],
                   connect_users=rep["connect"]["users"],
                   connect_calls=rep["connect"]["calls"],

@@ -1166,3 +1166,28 @@ fn a_replayed_create_that_finds_its_own_user_counts_as_done() {
     assert_eq!((r.applied.create, r.applied.conflict), (1, 0));
     assert_eq!(rig.world.borrow().connect.len(), 1);
 }
+
+#[test]
+fn a_cancel_that_lands_mid_invocation_stops_it_and_nothing_of_it_is_saved() {
+    let rig = Rig::new();
+    seed_drifted_world(&rig);
+    let store = Rc::new(MemJobStore::default());
+    start(&store, &rig, false);
+    // The cancel arrives while the invocation awaits its first Connect listing call.
+    let (w, s, cancelled) = (rig.world.clone(), store.clone(), Rc::new(std::cell::Cell::new(false)));
+    let flag = cancelled.clone();
+    rig.http.answer_with(move |r| {
+        if r.url.contains("/search-users") && !flag.replace(true) {
+            assert_eq!(job::serve(&*s, r#"{"op":"cancel"}"#, 0).unwrap().status, 200);
+        }
+        Ok(serve(w.clone(), r))
+    });
+    let stepped = block_on(job::step(Ok(rig.cfg.clone()), &rig.edge(), &*store)).unwrap();
+    assert!(cancelled.get());
+    assert_eq!(stepped, Stepped::default(), "no next alarm");
+    let s = status(&store);
+    assert_eq!(s["state"], "idle", "the cancelled run is not saved again: {s}");
+    assert!(s["last"]["error"].as_str().unwrap().contains("cancelled"));
+    assert!(store.plan.borrow().is_empty());
+    assert!(!rig.world.borrow().ops().iter().any(|o| o.starts_with("Create") || o.starts_with("Delete")));
+}

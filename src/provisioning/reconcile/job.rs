@@ -55,6 +55,14 @@ const MAX_CONNECT_PAGES: u32 = 1000;
 
 const JOB_KEY: &str = "job";
 const LAST_KEY: &str = "last";
+/// The id of the run under way, apart from its (larger) row: an invocation checks it before each
+/// write, because a cancel (or a new run after it) can land while the invocation awaits a call.
+const RUN_KEY: &str = "run";
+
+/// Whether `id` is still the run under way.
+fn current(store: &impl JobStore, id: &str) -> Result<bool, StoreError> {
+    Ok(store.get(RUN_KEY)?.as_deref() == Some(id))
+}
 
 /// Where a run is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +298,7 @@ pub fn serve(store: &impl JobStore, request: &str, now_ms: u64) -> Result<Served
                 held: None,
             };
             store.put(JOB_KEY, &encode(&job))?;
+            store.put(RUN_KEY, &job.id)?;
             Ok(Served { status: 202, body: status_body(Some(&job), last.as_ref()), alarm_at: Some(now_ms), log })
         }
     }
@@ -329,6 +338,7 @@ fn finish(
     let alerts = r.error.iter().map(|e| format!("provisioning reconciliation: {e}")).collect();
     store.put(LAST_KEY, &encode(&job.report))?;
     store.delete(JOB_KEY)?;
+    store.delete(RUN_KEY)?;
     store.clear(true)?;
     Ok((job.report, alerts))
 }
@@ -374,6 +384,12 @@ fn listing_failed(job: &mut Job, now_ms: u64, side: &str, e: ListingError) -> Fl
     }
 }
 
+/// A Connect listing page.
+enum Listed {
+    Managed(Vec<ConnectUser>),
+    Holders(Vec<UserSummary>),
+}
+
 enum ListingError {
     Okta(OktaError),
     Connect(CallError),
@@ -411,6 +427,7 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     store: &impl JobStore,
 ) -> Result<Stepped, StoreError> {
     let now = edge.clock.now_ms();
+    let started = now;
     let (Some(mut job), _) = load(store)? else { return Ok(Stepped::default()) };
     if job.next_ms > now + 1_000 {
         // An early alarm (or one set before a wait was decided): come back at the time.
@@ -457,6 +474,9 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                     Ok(p) => p,
                     Err(e) => break listing_failed(&mut job, now, "Okta", ListingError::Okta(e)),
                 };
+                if !current(store, &job.id)? {
+                    return Ok(Stepped::default());
+                }
                 store.add_okta(&page.users, group.map(String::as_str))?;
                 (progressed, job.failures, job.okta_pages) = (true, 0, job.okta_pages + 1);
                 job.phase = match page.next {
@@ -476,22 +496,27 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             Phase::Managed { token, pages } | Phase::Holders { token, pages } => {
                 let managed = matches!(job.phase, Phase::Managed { .. });
                 let Some(_admitted) = budget.reserve(1) else { break Flow::Yield };
-                let (count, next) = if managed {
-                    match connect.tagged_page(MANAGED_TAG, MANAGED_VALUE, token.as_deref()).await {
-                        Ok((users, next)) => {
-                            store.add_managed(&users)?;
-                            (users.len(), next)
-                        }
-                        Err(e) => break listing_failed(&mut job, now, "Connect", ListingError::Connect(e)),
-                    }
+                let listed = if managed {
+                    connect
+                        .tagged_page(MANAGED_TAG, MANAGED_VALUE, token.as_deref())
+                        .await
+                        .map(|(u, n)| (Listed::Managed(u), n))
                 } else {
-                    match connect.list_page(token.as_deref()).await {
-                        Ok((users, next)) => {
-                            store.add_holders(&users)?;
-                            (users.len(), next)
-                        }
-                        Err(e) => break listing_failed(&mut job, now, "Connect", ListingError::Connect(e)),
+                    connect.list_page(token.as_deref()).await.map(|(u, n)| (Listed::Holders(u), n))
+                };
+                if !current(store, &job.id)? {
+                    return Ok(Stepped::default());
+                }
+                let (count, next) = match listed {
+                    Ok((Listed::Managed(users), next)) => {
+                        store.add_managed(&users)?;
+                        (users.len(), next)
                     }
+                    Ok((Listed::Holders(users), next)) => {
+                        store.add_holders(&users)?;
+                        (users.len(), next)
+                    }
+                    Err(e) => break listing_failed(&mut job, now, "Connect", ListingError::Connect(e)),
                 };
                 (progressed, job.failures, job.connect_pages) = (true, 0, job.connect_pages + 1);
                 job.phase = match next {
@@ -508,6 +533,9 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                 };
             }
             Phase::Plan => {
+                if !current(store, &job.id)? {
+                    return Ok(Stepped::default());
+                }
                 plan_run(&cfg, store, &mut job)?;
                 progressed = true;
                 job.phase = Phase::Apply { next: 0 };
@@ -523,6 +551,9 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                 let mut done = 0;
                 let mut stopped = false;
                 for row in rows {
+                    if !current(store, &job.id)? {
+                        return Ok(Stepped::default());
+                    }
                     match apply(&cfg, &connect, &gate, &budget, &mut job, row).await {
                         Some(e) => {
                             job.report.push(e);
@@ -546,13 +577,18 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     job.report.connect.calls += connect.calls.get();
     job.max_subrequests = job.max_subrequests.max(budget.used());
     let now = edge.clock.now_ms();
+    let worked = now.saturating_sub(started);
     let step_log = |job: &Job| {
         serde_json::json!({
             "msg": "provisioning-reconcile-step", "level": "info", "run": job.id, "phase": job.phase.name(),
-            "invocation": job.invocations, "subrequests": budget.used(), "waiting": job.waiting,
+            "invocation": job.invocations, "subrequests": budget.used(), "ms": worked, "waiting": job.waiting,
         })
         .to_string()
     };
+    if !current(store, &job.id)? {
+        // Cancelled (or given up) while this invocation awaited a call: nothing of it is saved.
+        return Ok(Stepped::default());
+    }
     let next_at = match flow {
         Flow::Finished(error) => {
             let line = step_log(&job);
