@@ -289,6 +289,10 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
                 Ok(r) if r.status >= 500 => last = format!("HTTP {}", r.status),
                 Ok(r) => return Ok(r),
                 Err(FetchError::Timeout) => last = "timeout".into(),
+                // Refused by the invocation's budget: a retry would be refused too.
+                Err(e) if e.to_string().contains(crate::budget::SPENT) => {
+                    return Err(OktaError::Unavailable(e.to_string()))
+                }
                 Err(e) => last = e.to_string(),
             }
         }

@@ -200,7 +200,8 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
                 Err(FetchError::Timeout) => CallError::Network("timeout".into()),
                 Err(e) => CallError::Network(e.to_string()),
             };
-            if !last.is_transient() {
+            // Not transient, or refused by the invocation's budget (a retry would be refused too).
+            if !last.is_transient() || matches!(&last, CallError::Network(m) if m.contains(crate::budget::SPENT)) {
                 break;
             }
         }

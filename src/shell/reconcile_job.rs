@@ -157,6 +157,12 @@ impl SqlJobStore {
         let cursor = self.0.exec(query, bindings).map_err(failed)?;
         cursor.next::<T>().map(|r| r.map_err(failed)).collect()
     }
+
+    /// Each row's JSON column parsed as it is read (a whole listing is never held twice).
+    fn parsed<T: for<'de> Deserialize<'de>>(&self, query: &str) -> std::result::Result<Vec<T>, StoreError> {
+        let cursor = self.0.exec(query, None).map_err(failed)?;
+        cursor.next::<UserRow>().map(|r| parse(&r.map_err(failed)?.user)).collect()
+    }
 }
 
 impl JobStore for SqlJobStore {
@@ -212,12 +218,18 @@ impl JobStore for SqlJobStore {
     }
 
     fn okta_users(&self) -> std::result::Result<BTreeMap<String, (OktaUser, Vec<String>)>, StoreError> {
-        let rows: Vec<OktaRow> = self.rows(
-            "SELECT o.id AS id, o.user AS user, (SELECT group_concat(g.grp, ' ') FROM job_okta_groups g WHERE g.id = o.id) AS groups FROM job_okta o",
-            vec![],
-        )?;
-        rows.into_iter()
+        let cursor = self
+            .0
+            .exec(
+                "SELECT o.id AS id, o.user AS user, (SELECT group_concat(g.grp, ' ') FROM job_okta_groups g \
+                 WHERE g.id = o.id) AS groups FROM job_okta o",
+                None,
+            )
+            .map_err(failed)?;
+        cursor
+            .next::<OktaRow>()
             .map(|r| {
+                let r = r.map_err(failed)?;
                 let groups = r.groups.map(|g| g.split(' ').map(String::from).collect()).unwrap_or_default();
                 Ok((r.id, (parse(&r.user)?, groups)))
             })
@@ -225,11 +237,13 @@ impl JobStore for SqlJobStore {
     }
 
     fn managed(&self) -> std::result::Result<Vec<ConnectUser>, StoreError> {
-        self.rows::<UserRow>("SELECT user FROM job_managed", vec![])?.iter().map(|r| parse(&r.user)).collect()
+        self.parsed("SELECT user FROM job_managed")
     }
 
+    /// Only the holders the managed listing does not have (the plan reads managed users from
+    /// there): at 100,000 managed users, 100,000 fewer rows in memory.
     fn holders(&self) -> std::result::Result<Vec<UserSummary>, StoreError> {
-        self.rows::<UserRow>("SELECT user FROM job_holders", vec![])?.iter().map(|r| parse(&r.user)).collect()
+        self.parsed("SELECT user FROM job_holders WHERE id NOT IN (SELECT id FROM job_managed)")
     }
 
     fn put_plan(&self, steps: &[Step]) -> std::result::Result<(), StoreError> {

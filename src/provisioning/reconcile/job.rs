@@ -1,10 +1,13 @@
 //! The reconciliation as a resumable job, in one Durable Object (`ReconcileJob`, named
 //! [`OBJECT`]): one run at a time across every isolate, carried across the object's alarms.
 //!
-//! A run lists Okta (each configured group, then each app, page by page), then the managed
-//! Connect users (`SearchUsers` by tag), then every Connect user (`ListUsers`), storing each page
-//! as rows; then runs the pure [`plan`] once over the rows and stores the changes; then applies
-//! them in order. Every alarm is one invocation: it works until its `WORKER_SUBREQUEST_BUDGET` has
+//! A run lists the managed Connect users (`SearchUsers` by tag), then every Connect user
+//! (`ListUsers`), then Okta (each configured group, then each app, page by page), storing each
+//! page as rows; then runs the pure [`plan`] once over the rows and stores the changes; then
+//! applies them in order. Connect is listed first so that a change the queue consumer makes
+//! meanwhile resolves safely (a user created after the Connect listing is found as its own on
+//! 409; one deleted is a 404); a deletion is confirmed against Okta just before it is made (the
+//! owner may have regained access since the listing). Every alarm is one invocation: it works until its `WORKER_SUBREQUEST_BUDGET` has
 //! no room for the next unit (a page, a change), saves where it is, and sets the next alarm: at
 //! once, at Okta's `X-Rate-Limit-Reset` after a 429 or when under a tenth of Okta's window is left
 //! (the org's other clients keep the rest), or after a backoff when a listing call failed.
@@ -12,9 +15,10 @@
 //! Safety is the single-invocation run's: a listing that fails ends the run before any change (a
 //! missing group must never read as "no members"); a plan with more than `RECONCILE_MAX_DELETES`
 //! deletions holds all of them; every deletion passes [`Deletions`] (sources exist, the hourly
-//! budget). Replaying an interrupted invocation is harmless: rows are keyed, a create that finds
-//! its own user (409, then found tagged with the same Okta id) counts as done, an update sets the
-//! same values, a delete of a gone user succeeds.
+//! budget). Progress is saved after every page and every change, so an invocation that dies
+//! redoes at most the unit it was in: rows are keyed, a create that finds its own user (409, then
+//! found tagged with the same Okta id) counts as done, an update sets the same values, a delete
+//! of a gone user succeeds. An invocation also yields after [`MAX_INVOCATION_MS`] of wall time.
 //!
 //! Deliberately absent: any I/O in the object's `fetch` (start, status and cancel are SQL only).
 
@@ -32,7 +36,7 @@ use crate::ledger::StoreError;
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{OktaError, OktaUser, RateLimit, MAX_PAGES};
 use crate::provisioning::config::ProvisioningConfig;
-use crate::provisioning::connect::{CallError, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
+use crate::provisioning::connect::{owner, CallError, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
 use crate::provisioning::mapping::{has_access_status, Desired};
 use crate::provisioning::safety::{DeleteGate, Deletions, Held};
 use crate::provisioning::{Edge, Metering, UNMANAGED_USER_EXISTS};
@@ -48,6 +52,8 @@ pub const MAX_RUN_MS: u64 = 24 * 3_600_000;
 pub const MAX_STEP_FAILURES: u32 = 6;
 /// The object's reply is awaited at most this long.
 pub const CALL_TIMEOUT_MS: u64 = 5_000;
+/// An invocation yields after this long (an alarm handler may run 15 minutes).
+pub const MAX_INVOCATION_MS: u64 = 5 * 60_000;
 /// Plan rows read per batch while applying.
 const APPLY_BATCH: u32 = 100;
 /// Connect listing pages per listing, at most.
@@ -58,6 +64,15 @@ const LAST_KEY: &str = "last";
 /// The id of the run under way, apart from its (larger) row: an invocation checks it before each
 /// write, because a cancel (or a new run after it) can land while the invocation awaits a call.
 const RUN_KEY: &str = "run";
+
+/// Saves the run's progress, unless it is no longer the run under way (`false`).
+fn checkpoint(store: &impl JobStore, job: &Job) -> Result<bool, StoreError> {
+    if !current(store, &job.id)? {
+        return Ok(false);
+    }
+    store.put(JOB_KEY, &encode(job))?;
+    Ok(true)
+}
 
 /// Whether `id` is still the run under way.
 fn current(store: &impl JobStore, id: &str) -> Result<bool, StoreError> {
@@ -149,7 +164,7 @@ impl From<Planned> for Step {
             Planned::Create(d) => Step::Create(d),
             Planned::Update(desired, u, changes) => Step::Update { desired, id: u.id, changes },
             Planned::Delete(u) => {
-                let owner = crate::provisioning::connect::owner(&u).map(String::from);
+                let owner = owner(&u).map(String::from);
                 Step::Delete { id: u.id, username: u.username, owner }
             }
             Planned::Adopt(desired, id, arn) => Step::Adopt { desired, id, arn },
@@ -170,6 +185,8 @@ pub trait JobStore {
     /// Every stored Okta user with the groups they were listed in, by id.
     fn okta_users(&self) -> Result<BTreeMap<String, (OktaUser, Vec<String>)>, StoreError>;
     fn managed(&self) -> Result<Vec<ConnectUser>, StoreError>;
+    /// The listed Connect users that are not among [`Self::managed`] (the plan takes those from
+    /// there).
     fn holders(&self) -> Result<Vec<UserSummary>, StoreError>;
     fn put_plan(&self, steps: &[Step]) -> Result<(), StoreError>;
     /// Plan rows `from..from + n`.
@@ -279,10 +296,13 @@ pub fn serve(store: &impl JobStore, request: &str, now_ms: u64) -> Result<Served
                 last = Some(report);
             }
             store.clear(true)?;
-            let id = format!("r{now_ms}");
+            let mut id = format!("r{now_ms}");
+            if last.as_ref().is_some_and(|l| l.id == id) {
+                id.push('b'); // a cancel and a start in the same millisecond
+            }
             let job = Job {
                 id: id.clone(),
-                phase: Phase::Okta { source: 0, url: None, pages: 0 },
+                phase: Phase::Managed { token: None, pages: 0 },
                 report: ReconcileReport { id, dry_run, trigger, ..ReconcileReport::default() },
                 started_ms: now_ms,
                 updated_ms: now_ms,
@@ -452,12 +472,15 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     let mut progressed = false;
     let flow = loop {
         let now = edge.clock.now_ms();
+        if now.saturating_sub(started) >= MAX_INVOCATION_MS {
+            break Flow::Yield;
+        }
         match job.phase.clone() {
             Phase::Okta { source, url, pages } => {
                 let groups = cfg.group_ids.len();
                 let s = source as usize;
                 if s >= groups + cfg.app_ids.len() {
-                    job.phase = Phase::Managed { token: None, pages: 0 };
+                    job.phase = Phase::Plan;
                     continue;
                 }
                 let Some(_admitted) = budget.reserve(1) else { break Flow::Yield };
@@ -488,6 +511,9 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                     Some(next) => Phase::Okta { source, url: Some(next), pages: pages + 1 },
                     None => Phase::Okta { source: source + 1, url: None, pages: 0 },
                 };
+                if !checkpoint(store, &job)? {
+                    return Ok(Stepped::default());
+                }
                 if let Some(rate) = okta.rate.get().filter(RateLimit::nearly_spent) {
                     job.okta_waits += 1;
                     break Flow::Wait(rate.reset_ms.max(now) + 1_000, "OKTA_RATE_LIMIT_NEARLY_SPENT".into());
@@ -529,8 +555,11 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                     Some(t) if managed => Phase::Managed { token: Some(t), pages: pages + 1 },
                     Some(t) => Phase::Holders { token: Some(t), pages: pages + 1 },
                     None if managed => Phase::Holders { token: None, pages: 0 },
-                    None => Phase::Plan,
+                    None => Phase::Okta { source: 0, url: None, pages: 0 },
                 };
+                if !checkpoint(store, &job)? {
+                    return Ok(Stepped::default());
+                }
             }
             Phase::Plan => {
                 if !current(store, &job.id)? {
@@ -539,6 +568,11 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                 plan_run(&cfg, store, &mut job)?;
                 progressed = true;
                 job.phase = Phase::Apply { next: 0 };
+                // With the plan rows, in the same synchronous stretch: a replay never plans again
+                // from listings it no longer has.
+                if !checkpoint(store, &job)? {
+                    return Ok(Stepped::default());
+                }
             }
             Phase::Apply { next } => {
                 if next >= job.changes {
@@ -549,26 +583,27 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                     break Flow::Finished(None);
                 }
                 let mut done = 0;
-                let mut stopped = false;
+                let mut stop = None;
                 for row in rows {
-                    if !current(store, &job.id)? {
-                        return Ok(Stepped::default());
-                    }
-                    match apply(&cfg, &connect, &gate, &budget, &mut job, row).await {
-                        Some(e) => {
+                    match apply(&cfg, &okta, &connect, &gate, &budget, store, &mut job, row).await? {
+                        Applied::Entry(e) => {
                             job.report.push(e);
                             done += 1;
+                            (progressed, job.failures) = (true, 0);
+                            job.phase = Phase::Apply { next: next + done };
+                            if !checkpoint(store, &job)? {
+                                return Ok(Stepped::default());
+                            }
                         }
-                        None => {
-                            stopped = true;
+                        Applied::Gone => return Ok(Stepped::default()),
+                        Applied::Stop(flow) => {
+                            stop = Some(flow);
                             break;
                         }
                     }
                 }
-                progressed |= done > 0;
-                job.phase = Phase::Apply { next: next + done };
-                if stopped {
-                    break Flow::Yield;
+                if let Some(flow) = stop {
+                    break flow;
                 }
             }
         }
@@ -640,7 +675,6 @@ fn plan_run(cfg: &ProvisioningConfig, store: &impl JobStore, job: &mut Job) -> R
         ));
     }
     store.put_plan(&steps)?;
-    store.clear(false)?;
     job.changes = steps.len() as u32;
     Ok(())
 }
@@ -650,115 +684,205 @@ fn agent_arn(arn: &str, instance_id: &str, id: &str) -> bool {
     arn.starts_with("arn:") && arn.ends_with(&format!(":instance/{instance_id}/agent/{id}"))
 }
 
-/// Applies (or, in a dry run, lists) one change. `None`: the budget has no room for it (or ran
-/// out mid-way); it is applied again in the next invocation.
-async fn apply<H: Http, C: Clock, G: DeleteGate>(
+/// What became of one plan row.
+enum Applied {
+    /// Applied, listed (dry run), held or failed: the report's entry; the next row follows.
+    Entry(ChangeEntry),
+    /// The row is not done: end the invocation so (yield for the budget, or wait); it is applied
+    /// again in a later one.
+    Stop(Flow),
+    /// The run was cancelled (or given up) meanwhile: nothing more.
+    Gone,
+}
+
+/// Applies (or, in a dry run, lists) one change. Before each write, the run must still be the
+/// one under way (a cancel can land while a call is awaited).
+#[allow(clippy::too_many_arguments)]
+async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
     cfg: &ProvisioningConfig,
+    okta: &crate::okta::OktaApi<'_, H, C, S>,
     connect: &Connect<'_, H, C>,
     gate: &G,
     budget: &Budget,
+    store: &impl JobStore,
     job: &mut Job,
     step: Step,
-) -> Option<ChangeEntry> {
-    let dry_run = job.report.dry_run;
+) -> Result<Applied, StoreError> {
+    let sources = (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
     let (mut e, cost) = match &step {
         Step::Create(d) => (entry(Action::Create, &d.username, Some(&d.okta_user_id), None, vec![]), 3),
         Step::Update { desired: d, id, changes } => {
             let e = entry(Action::Update, &d.username, Some(&d.okta_user_id), Some(id), changes.clone());
             (e, changes.len() as u32)
         }
-        Step::Delete { id, username, owner } => {
-            // The gate: the budget object, and the sources when not confirmed lately (+ a token).
-            let cost = 3 + (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
-            (entry(Action::Delete, username, owner.as_deref(), Some(id), vec![]), cost)
-        }
+        // The owner's access again (user, groups, one per app), the gate (the sources when not
+        // confirmed lately, a token, the budget object), the delete.
+        Step::Delete { id, username, owner } => (
+            entry(Action::Delete, username, owner.as_deref(), Some(id), vec![]),
+            5 + sources + cfg.app_ids.len() as u32,
+        ),
+        // Its tags read again, the tag, three updates.
         Step::Adopt { desired: d, id, .. } => {
-            (entry(Action::Adopt, &d.username, Some(&d.okta_user_id), Some(id), vec![]), 4)
+            (entry(Action::Adopt, &d.username, Some(&d.okta_user_id), Some(id), vec![]), 6)
         }
     };
-    if dry_run {
-        if let (Step::Delete { .. }, Some(why)) = (&step, &job.held) {
-            (e.result, e.reason) = (ChangeResult::Held, Some(why.clone()));
-            job.report.deletes_held += 1;
-        }
-        return Some(e);
-    }
     if let (Step::Delete { .. }, Some(why)) = (&step, &job.held) {
         (e.result, e.reason) = (ChangeResult::Held, Some(why.clone()));
         job.report.deletes_held += 1;
-        return Some(e);
+        return Ok(Applied::Entry(e));
     }
-    let _admitted = budget.reserve(cost)?;
-    let applied = &mut job.report.applied;
+    if job.report.dry_run {
+        return Ok(Applied::Entry(e));
+    }
+    let Some(_admitted) = budget.reserve(cost) else { return Ok(Applied::Stop(Flow::Yield)) };
+    let now = okta.clock.now_ms();
+    macro_rules! alive {
+        () => {
+            if !current(store, &job.id)? {
+                return Ok(Applied::Gone);
+            }
+        };
+    }
+    // A call's failure: the budget ran out mid-way (yield), or the change failed.
+    macro_rules! failed {
+        ($err:expr) => {{
+            let err = $err;
+            if spent(&err) {
+                return Ok(Applied::Stop(Flow::Yield));
+            }
+            Err(format!("{}: {err}", err.reason()))
+        }};
+    }
     let outcome: Result<(), String> = match step {
-        Step::Create(d) => match connect.create(&d).await {
-            Ok(Created::New(id)) => {
-                e.connect_user_id = Some(id);
-                applied.create += 1;
-                Ok(())
-            }
-            Ok(Created::Exists) => match connect.find_by_username(&d.username).await {
-                // Ours already: an earlier invocation's create that was not recorded.
-                Ok(found) if found.iter().any(|u| crate::provisioning::connect::owner(u) == Some(&d.okta_user_id)) => {
-                    applied.create += 1;
+        Step::Create(d) => {
+            alive!();
+            match connect.create(&d).await {
+                Ok(Created::New(id)) => {
+                    e.connect_user_id = Some(id);
+                    job.report.applied.create += 1;
                     Ok(())
                 }
-                Ok(_) => {
-                    applied.conflict += 1;
-                    (e.result, e.reason) = (
-                        ChangeResult::Skipped,
-                        Some(format!("CONFLICT: {UNMANAGED_USER_EXISTS}: CreateUser answered 409")),
-                    );
-                    return Some(e);
-                }
-                Err(err) if spent(&err) => return None,
-                Err(err) => Err(format!("{}: {err}", err.reason())),
-            },
-            Err(err) if spent(&err) => return None,
-            Err(err) => Err(format!("{}: {err}", err.reason())),
-        },
-        Step::Update { desired, id, changes } => match connect.update(&id, &desired, &changes).await {
-            Ok(()) => {
-                applied.update += 1;
-                Ok(())
+                Ok(Created::Exists) => match connect.find_by_username(&d.username).await {
+                    // Ours already: an earlier invocation's create that was not recorded, or the
+                    // queue consumer's since the listing.
+                    Ok(found) if found.iter().any(|u| owner(u) == Some(&d.okta_user_id)) => {
+                        job.report.applied.create += 1;
+                        Ok(())
+                    }
+                    Ok(_) => {
+                        job.report.applied.conflict += 1;
+                        (e.result, e.reason) = (
+                            ChangeResult::Skipped,
+                            Some(format!("CONFLICT: {UNMANAGED_USER_EXISTS}: CreateUser answered 409")),
+                        );
+                        return Ok(Applied::Entry(e));
+                    }
+                    Err(err) => failed!(err),
+                },
+                Err(err) => failed!(err),
             }
-            Err(err) if spent(&err) => return None,
-            Err(err) => Err(format!("{}: {err}", err.reason())),
-        },
-        Step::Delete { id, .. } => match gate.allow().await {
-            Err(Held::BudgetUnavailable(why)) if why.contains(budget::SPENT) => return None,
-            Err(h) => {
-                let why = format!("{}: {h}", h.reason());
-                job.held = Some(why.clone());
-                job.report.deletes_held += 1;
-                (e.result, e.reason) = (ChangeResult::Held, Some(why));
-                return Some(e);
-            }
-            Ok(()) => match connect.delete(&id).await {
+        }
+        Step::Update { desired, id, changes } => {
+            alive!();
+            match connect.update(&id, &desired, &changes).await {
                 Ok(()) => {
-                    applied.delete += 1;
+                    job.report.applied.update += 1;
                     Ok(())
                 }
-                Err(err) if spent(&err) => return None,
-                Err(err) => Err(format!("{}: {err}", err.reason())),
-            },
-        },
-        Step::Adopt { desired, id, arn } => {
-            if !agent_arn(&arn, &cfg.connect.instance_id, &id) {
-                Err("MALFORMED_RESPONSE: ListUsers gave an ARN that is not this user's".into())
-            } else {
-                let all = [Change::SecurityProfiles, Change::RoutingProfile, Change::IdentityInfo];
-                match connect.adopt(&arn, &desired.okta_user_id).await {
-                    Ok(()) => match connect.update(&id, &desired, &all).await {
+                Err(err) => failed!(err),
+            }
+        }
+        Step::Delete { id, username, owner: who } => {
+            // The owner may have regained access since the listing: then their user stays (a
+            // leftover under another username still goes).
+            let regained = match &who {
+                Some(o) => match crate::provisioning::access(cfg, okta, o).await {
+                    Ok(Some((user, groups))) => {
+                        crate::provisioning::mapping::desired(&user, &groups, &cfg.mapping, cfg.username)
+                            .is_ok_and(|d| d.username == username)
+                    }
+                    Ok(None) => false,
+                    Err(err) if spent(&err) => return Ok(Applied::Stop(Flow::Yield)),
+                    Err(OktaError::RateLimited { reset_ms }) => {
+                        job.okta_waits += 1;
+                        return Ok(Applied::Stop(Flow::Wait(reset_ms.max(now) + 1_000, "OKTA_RATE_LIMITED".into())));
+                    }
+                    Err(err) => return Ok(retry_later(job, now, format!("{}: {err}", err.reason()))),
+                },
+                None => false,
+            };
+            if regained {
+                (e.result, e.reason) =
+                    (ChangeResult::Skipped, Some("ACCESS_REGAINED: the Okta user has access again; kept".into()));
+                return Ok(Applied::Entry(e));
+            }
+            alive!();
+            match gate.allow().await {
+                Err(Held::BudgetUnavailable(why) | Held::SourceUnconfirmed(why)) if why.contains(budget::SPENT) => {
+                    return Ok(Applied::Stop(Flow::Yield))
+                }
+                // Okta could not say whether the sources exist: this deletion waits, the others too.
+                Err(h @ Held::SourceUnconfirmed(_)) if job.failures + 1 < MAX_STEP_FAILURES => {
+                    return Ok(retry_later(job, now, format!("{}: {h}", h.reason())));
+                }
+                Err(h) => {
+                    let why = format!("{}: {h}", h.reason());
+                    job.held = Some(why.clone());
+                    job.report.deletes_held += 1;
+                    (e.result, e.reason) = (ChangeResult::Held, Some(why));
+                    return Ok(Applied::Entry(e));
+                }
+                Ok(()) => {
+                    alive!();
+                    match connect.delete(&id).await {
                         Ok(()) => {
-                            applied.adopt += 1;
+                            job.report.applied.delete += 1;
                             Ok(())
                         }
-                        Err(err) if spent(&err) => return None,
-                        Err(err) => Err(format!("{}: {err}", err.reason())),
-                    },
-                    Err(err) if spent(&err) => return None,
-                    Err(err) => Err(format!("{}: {err}", err.reason())),
+                        Err(err) => failed!(err),
+                    }
+                }
+            }
+        }
+        Step::Adopt { desired, id, arn } => {
+            alive!();
+            // ListUsers gives no tags: read them now, and adopt only a user that has none of ours
+            // (or any other tool's `managedBy`) and still holds the username.
+            let fresh = match connect.find_by_username(&desired.username).await {
+                Ok(found) => found,
+                Err(err) if spent(&err) => return Ok(Applied::Stop(Flow::Yield)),
+                Err(err) => {
+                    job.report.failed += 1;
+                    (e.result, e.reason) = (ChangeResult::Failed, Some(format!("{}: {err}", err.reason())));
+                    return Ok(Applied::Entry(e));
+                }
+            };
+            if !agent_arn(&arn, &cfg.connect.instance_id, &id) {
+                Err("MALFORMED_RESPONSE: ListUsers gave an ARN that is not this user's".into())
+            } else if !(fresh.len() == 1 && fresh[0].id == id && !fresh[0].tags.contains_key(MANAGED_TAG)) {
+                job.report.applied.conflict += 1;
+                (e.result, e.reason) = (
+                    ChangeResult::Skipped,
+                    Some(format!(
+                        "CONFLICT: {UNMANAGED_USER_EXISTS}: the holder changed or is tagged managedBy; not adopted"
+                    )),
+                );
+                return Ok(Applied::Entry(e));
+            } else {
+                let all = [Change::SecurityProfiles, Change::RoutingProfile, Change::IdentityInfo];
+                alive!();
+                match connect.adopt(&arn, &desired.okta_user_id).await {
+                    Ok(()) => {
+                        alive!();
+                        match connect.update(&id, &desired, &all).await {
+                            Ok(()) => {
+                                job.report.applied.adopt += 1;
+                                Ok(())
+                            }
+                            Err(err) => failed!(err),
+                        }
+                    }
+                    Err(err) => failed!(err),
                 }
             }
         }
@@ -770,7 +894,14 @@ async fn apply<H: Http, C: Clock, G: DeleteGate>(
             (e.result, e.reason) = (ChangeResult::Failed, Some(why));
         }
     }
-    Some(e)
+    Ok(Applied::Entry(e))
+}
+
+/// A change that cannot be decided now (Okta did not answer): the invocation ends and the next
+/// alarm comes back after a backoff, counted as a failed step.
+fn retry_later(job: &mut Job, now_ms: u64, why: String) -> Applied {
+    job.failures += 1;
+    Applied::Stop(Flow::Wait(now_ms + (2_000u64 << job.failures.min(8)), format!("{why}; retried")))
 }
 
 // ---- the Worker's side: admin endpoints and the cron --------------------------------------------
@@ -948,7 +1079,8 @@ pub mod mem {
             Ok(self.managed.borrow().values().cloned().collect())
         }
         fn holders(&self) -> Result<Vec<UserSummary>, StoreError> {
-            Ok(self.holders.borrow().values().cloned().collect())
+            let managed = self.managed.borrow();
+            Ok(self.holders.borrow().values().filter(|u| !managed.contains_key(&u.id)).cloned().collect())
         }
         fn put_plan(&self, steps: &[Step]) -> Result<(), StoreError> {
             *self.plan.borrow_mut() = steps.to_vec();
