@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use crate::auth::{jwt, secret, AuthError};
-use crate::config::{bad, getter, ConfigError, Source};
+use crate::settings::{bad, getter, ConfigError, Source};
 use crate::telephony::answer::{self, Answer};
 
 /// `ADMIN_SECRET` is at least this long.

@@ -20,8 +20,8 @@ pub const SPENT: &str = "the invocation's subrequest budget (WORKER_SUBREQUEST_B
 
 /// `WORKER_SUBREQUEST_BUDGET`: 10–10,000, default [`DEFAULT_SUBREQUESTS`] (the Free plan's limit;
 /// on Paid, 10,000 lets a batch do more per invocation).
-pub fn setting(get: &impl Fn(&str) -> Option<String>) -> Result<u32, crate::config::ConfigError> {
-    crate::config::number(get, "WORKER_SUBREQUEST_BUDGET", DEFAULT_SUBREQUESTS.into(), 10, 10_000).map(|n| n as u32)
+pub fn setting(get: &impl Fn(&str) -> Option<String>) -> Result<u32, crate::settings::ConfigError> {
+    crate::settings::number(get, "WORKER_SUBREQUEST_BUDGET", DEFAULT_SUBREQUESTS.into(), 10, 10_000).map(|n| n as u32)
 }
 
 /// Subrequests of one invocation: used, reserved for admitted work, and the limit.

@@ -1,67 +1,17 @@
-//! Configuration: every setting the Worker reads, parsed and validated once into typed values,
-//! with errors that name the bad setting. Vars and secrets come through [`Source`] so the core
-//! never sees the Worker's `Env`.
+//! The telephony hook's configuration: every setting `/okta/telephony` reads (Okta's
+//! authentication of the hook, messaging, locale, preview, deadline, the guard's policy), parsed
+//! and validated once into a typed [`Config`], with errors that name the bad setting. The
+//! settings source and the shared validators live in [`crate::settings`].
 //!
 //! Deliberately absent: defaults hidden elsewhere. Each default lives here, next to its setting,
 //! and the README's configuration table lists them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// Where settings come from: Worker vars and secrets in production, a map in tests.
-pub trait Source {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-impl Source for BTreeMap<String, String> {
-    fn get(&self, name: &str) -> Option<String> {
-        BTreeMap::get(self, name).cloned()
-    }
-}
-
-/// A setting that is missing or malformed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "setting {}: {}", self.setting, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// A setting's value, trimmed; unset and empty are the same (an empty `--var` shadows a default).
-pub(crate) fn getter(src: &impl Source) -> impl Fn(&str) -> Option<String> + '_ {
-    |name| src.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
-}
-
-/// The Worker's AWS keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`);
-/// `purpose` completes the error, e.g. `" for the template sync"`.
-pub(crate) fn aws_credentials(
-    get: &impl Fn(&str) -> Option<String>,
-    purpose: &str,
-) -> Result<crate::aws::Credentials, ConfigError> {
-    let required =
-        |name: &'static str| get(name).ok_or_else(|| bad(name, format!("required{purpose} (a Worker secret)")));
-    Ok(crate::aws::Credentials {
-        access_key_id: required("AWS_ACCESS_KEY_ID")?,
-        secret_access_key: required("AWS_SECRET_ACCESS_KEY")?,
-        session_token: get("AWS_SESSION_TOKEN"),
-    })
-}
-
-/// The entries of a comma-separated setting, trimmed, empty ones dropped.
-pub(crate) fn comma_list(raw: &str) -> Vec<String> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-}
-
-pub(crate) fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { setting, problem: problem.into() }
-}
+use crate::settings::{
+    aws_credentials, aws_endpoint, bad, comma_list, getter, header_name, number, region, url_setting,
+};
+use crate::settings::{ConfigError, Source};
 
 /// How Okta authenticates to the telephony hook.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,9 +101,7 @@ impl Config {
             "oauth" => HookAuth::OAuth(oauth_config(&get)?),
             "header" => {
                 let header = get("OKTA_AUTH_HEADER").unwrap_or_else(|| "Authorization".into());
-                if !is_token(&header) {
-                    return Err(bad("OKTA_AUTH_HEADER", "not a valid HTTP header name"));
-                }
+                let header = header_name("OKTA_AUTH_HEADER", &header)?;
                 let secret = get("OKTA_HOOK_SECRET")
                     .ok_or_else(|| bad("OKTA_HOOK_SECRET", "required when OKTA_AUTH_MODE=header"))?;
                 if secret.len() < 16 {
@@ -164,10 +112,7 @@ impl Config {
             other => return Err(bad("OKTA_AUTH_MODE", format!("`{other}` is neither `oauth` nor `header`"))),
         };
 
-        let region = get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
-        if !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(bad("AWS_REGION", "not a region name like us-east-1"));
-        }
+        let region = region("AWS_REGION", &get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()))?;
         let endpoint = match get("AWS_SMS_VOICE_ENDPOINT") {
             Some(e) => aws_endpoint("AWS_SMS_VOICE_ENDPOINT", &e)?,
             None => format!("https://sms-voice.{region}.amazonaws.com"),
@@ -281,83 +226,11 @@ fn oauth_config(get: &impl Fn(&str) -> Option<String>) -> Result<OAuthConfig, Co
     })
 }
 
-pub(crate) fn url_setting(setting: &'static str, raw: &str, allow_http: bool) -> Result<String, ConfigError> {
-    let url = raw.trim_end_matches('/');
-    let ok_scheme = url.starts_with("https://") || (allow_http && url.starts_with("http://"));
-    if !ok_scheme {
-        return Err(bad(setting, if allow_http { "must be an http(s) URL" } else { "must be an https:// URL" }));
-    }
-    if url.contains(char::is_whitespace) || url.contains(['?', '#']) || url.len() > 1024 {
-        return Err(bad(setting, "must be a plain URL without spaces, query or fragment"));
-    }
-    Ok(url.to_string())
-}
-
-/// An AWS endpoint override: scheme and host (and port) only. `https://` is required, except for
-/// a loopback host (`127.0.0.0/8`, `localhost`, `[::1]`): local stand-ins and emulators, which no
-/// deployed Worker can reach anyway. So a typo can never send signed requests, or credentials'
-/// signatures, in clear text across a network.
-pub(crate) fn aws_endpoint(setting: &'static str, raw: &str) -> Result<String, ConfigError> {
-    let url = raw.trim_end_matches('/');
-    let Some((scheme, authority)) = url.split_once("://") else {
-        return Err(bad(setting, "must be an https:// URL"));
-    };
-    if authority.is_empty()
-        || authority.contains(['/', '?', '#', '@'])
-        || url.contains(char::is_whitespace)
-        || url.len() > 1024
-    {
-        return Err(bad(setting, "must be scheme and host only, like https://sms-voice.eu-west-1.amazonaws.com"));
-    }
-    match scheme {
-        "https" => Ok(url.to_string()),
-        "http" if is_loopback_authority(authority) => Ok(url.to_string()),
-        "http" => Err(bad(setting, "must be https:// (http only for a loopback host such as 127.0.0.1)")),
-        _ => Err(bad(setting, "must be an https:// URL")),
-    }
-}
-
-/// `host[:port]` names this machine: `localhost`, `127.x.y.z` or `[::1]`.
-fn is_loopback_authority(authority: &str) -> bool {
-    let host = if let Some(rest) = authority.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((h, _)) => return h == "::1",
-            None => return false,
-        }
-    } else {
-        authority.split_once(':').map_or(authority, |(h, _)| h)
-    };
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let octets: Vec<&str> = host.split('.').collect();
-    octets.len() == 4
-        && octets[0] == "127"
-        && octets.iter().all(|o| !o.is_empty() && o.len() <= 3 && o.parse::<u8>().is_ok())
-}
-
-/// The origin (`scheme://host[:port]`) of a URL already checked by [`url_setting`].
+/// The origin (`scheme://host[:port]`) of a URL already checked by [`url_setting`](crate::settings::url_setting).
 pub(crate) fn origin(url: &str) -> &str {
     match url.split_once("://") {
         Some((scheme, rest)) => &url[..scheme.len() + 3 + rest.find('/').unwrap_or(rest.len())],
         None => url,
-    }
-}
-
-/// A whole-number setting within `min..=max`, or `default` when unset.
-pub(crate) fn number(
-    get: &impl Fn(&str) -> Option<String>,
-    setting: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    match get(setting) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(bad(setting, format!("must be a whole number from {min} to {max}"))),
-        },
     }
 }
 
@@ -395,10 +268,6 @@ fn parse_identities(raw: &str) -> Result<BTreeMap<String, String>, ConfigError> 
         out.insert(key, identity);
     }
     Ok(out)
-}
-
-fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

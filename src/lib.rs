@@ -20,6 +20,7 @@ pub mod okta;
 pub mod phone;
 pub mod provisioning;
 pub mod routes;
+pub mod settings;
 pub mod ssml;
 pub mod sync;
 pub mod template;

@@ -170,9 +170,10 @@ fn check_url(url: &str) -> Result<(), SignError> {
     Ok(())
 }
 
+/// The region and the signing name go into the credential scope as they are. Signing names
+/// (`connect`, `sms-voice`, `dynamodb`) have a region's shape, so one check serves both.
 fn check_scope(value: &str, what: &'static str) -> Result<(), SignError> {
-    let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if crate::settings::is_region_name(value) {
         Ok(())
     } else {
         Err(SignError::InvalidScope(what))

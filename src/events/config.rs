@@ -1,7 +1,7 @@
 //! The event hook's settings, read apart from the telephony `Config` so that either endpoint keeps
 //! working when the other is not configured.
 
-use crate::config::{bad, comma_list, getter, ConfigError, Source};
+use crate::settings::{bad, comma_list, getter, header_name, ConfigError, Source};
 
 /// Every setting the event hook reads.
 pub const SETTINGS: &[&str] =
@@ -19,10 +19,6 @@ pub struct EventsConfig {
     pub group_ids: Vec<String>,
 }
 
-fn is_header_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 impl EventsConfig {
     pub fn from_source(src: &impl Source) -> Result<EventsConfig, ConfigError> {
         let get = getter(src);
@@ -32,9 +28,7 @@ impl EventsConfig {
             return Err(bad("OKTA_EVENT_HOOK_SECRET", "must be at least 16 characters"));
         }
         let auth_header = get("OKTA_EVENT_HOOK_AUTH_HEADER").unwrap_or_else(|| "Authorization".into());
-        if !is_header_name(&auth_header) {
-            return Err(bad("OKTA_EVENT_HOOK_AUTH_HEADER", "not a valid HTTP header name"));
-        }
+        let auth_header = header_name("OKTA_EVENT_HOOK_AUTH_HEADER", &auth_header)?;
         Ok(EventsConfig {
             auth_header,
             secret,

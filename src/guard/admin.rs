@@ -14,10 +14,10 @@ use serde_json::json;
 use super::config::GuardConfig;
 use super::{prefix_objects, shards_for, windows_for, KeyKind, Tripped, ENROLLMENT, STATUS_OBJECT};
 use crate::admin::{refuse, AdminSecret, Handled};
-use crate::config::ConfigError;
 use crate::edge::Durable;
 use crate::ledger::{Reply, Request};
 use crate::phone::E164;
+use crate::settings::ConfigError;
 use crate::telephony::answer::{self, Answer};
 use crate::telephony::replay;
 

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use super::window::Window;
-use crate::config::{bad, ConfigError};
+use crate::settings::{bad, ConfigError};
 
 /// What the guard does with its decisions (`OTP_GUARD_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +165,7 @@ fn parse_countries(setting: &'static str, raw: &str) -> Result<Countries, Config
         return Ok(Countries::All);
     }
     let mut set = BTreeSet::new();
-    for code in crate::config::comma_list(raw) {
+    for code in crate::settings::comma_list(raw) {
         if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(bad(setting, format!("`{code}` is not an ISO 3166 alpha-2 country code (or use `*`)")));
         }

@@ -5,9 +5,11 @@
 
 use crate::aws::connect::{self, is_resource_id};
 use crate::aws::Credentials;
-use crate::config::{aws_credentials, bad, comma_list, getter, number, url_setting, ConfigError, Source};
 use crate::okta::assertion::ClientKey;
 use crate::okta::{is_okta_id, OktaApiConfig, DEFAULT_SCOPES};
+use crate::settings::{
+    aws_credentials, aws_endpoint, bad, comma_list, getter, number, region, url_setting, ConfigError, Source,
+};
 
 use super::mapping::{Mapping, UsernameAttribute};
 
@@ -109,12 +111,12 @@ impl ProvisioningConfig {
         if !is_resource_id(&instance_id) {
             return Err(bad("CONNECT_INSTANCE_ID", "must be the instance id (a UUID), not an ARN or alias"));
         }
-        let region = get("CONNECT_REGION").or_else(|| get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into());
-        if !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(bad("CONNECT_REGION", "not a region name like us-east-1"));
-        }
+        let region = region(
+            "CONNECT_REGION",
+            &get("CONNECT_REGION").or_else(|| get("AWS_REGION")).unwrap_or_else(|| "us-east-1".into()),
+        )?;
         let endpoint = match get("AWS_CONNECT_ENDPOINT") {
-            Some(e) => crate::config::aws_endpoint("AWS_CONNECT_ENDPOINT", &e)?,
+            Some(e) => aws_endpoint("AWS_CONNECT_ENDPOINT", &e)?,
             None => connect::default_endpoint(&region),
         };
         let aws = aws_credentials(&get, " for provisioning")?;

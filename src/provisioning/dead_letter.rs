@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::admin::{refuse, AdminSecret, Handled};
-use crate::config::ConfigError;
 use crate::edge::{queue_batches, KvError, KvList, Queue};
 use crate::events::delivery::QueueMessage;
 use crate::okta::is_okta_id;
+use crate::settings::ConfigError;
 use crate::telephony::answer::{self, Answer};
 
 /// The KV prefix of the records.

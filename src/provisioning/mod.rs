@@ -31,11 +31,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::budget::{Budget, Metered};
-use crate::config::ConfigError;
 use crate::edge::{Clock, Durable, Http};
 use crate::events::delivery::QueueMessage;
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{is_okta_id, OktaApi, OktaError, OktaUser, Session};
+use crate::settings::ConfigError;
 use config::ProvisioningConfig;
 use connect::{diff, is_managed, owner, CallError, Connect, Created, OKTA_USER_TAG};
 use mapping::{desired, has_access_status, Desired, Unprovisionable};

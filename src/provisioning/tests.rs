@@ -542,7 +542,7 @@ fn poison_messages_do_not_hold_back_the_others() {
 #[test]
 fn a_misconfiguration_retries_then_dead_letters() {
     let rig = Rig::new();
-    let err = crate::config::bad("CONNECT_INSTANCE_ID", "required");
+    let err = crate::settings::bad("CONNECT_INSTANCE_ID", "required");
     let batch = vec![
         Incoming { id: "a".into(), body: "{}".into(), attempts: 1 },
         Incoming { id: "b".into(), body: "{}".into(), attempts: 5 },

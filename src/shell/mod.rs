@@ -24,12 +24,13 @@ use worker::{
 
 use crate::admin::{Gate, Handled};
 use crate::aws::dynamodb;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::events::{self, config::EventsConfig, Seen};
 use crate::okta::Session;
 use crate::provisioning::reconcile::{self, job};
 use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, safety::SourcesCache};
 use crate::routes::{self, Resolved, Route};
+use crate::settings;
 use crate::sync::admin::{self, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
 use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
@@ -74,7 +75,7 @@ const SETTINGS: &[&str] = &[
 ];
 
 thread_local! {
-    static ISOLATE: RefCell<Option<Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigError>>> = const { RefCell::new(None) };
+    static ISOLATE: RefCell<Option<Result<Rc<Isolate<web_sys::CryptoKey>>, settings::ConfigError>>> = const { RefCell::new(None) };
     /// One template sync at a time in this isolate (cron tick or admin request).
     static SYNC_GATE: Rc<Gate> = Rc::new(Gate::default());
     /// Event-hook uuids this isolate has enqueued.
@@ -126,7 +127,7 @@ pub(crate) fn read_settings(env: &Env, names: &[&str]) -> BTreeMap<String, Strin
 
 /// Configuration is read once per isolate; a bad setting is reported on every request (500),
 /// naming the setting, and nothing is sent.
-fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, config::ConfigError> {
+fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, settings::ConfigError> {
     ISOLATE.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
@@ -228,7 +229,7 @@ pub(crate) const PROVISIONING_HTTP: BoundedFetch = BoundedFetch(4 * 1024 * 1024)
 /// Provisioning settings: `None` when provisioning is off.
 pub(crate) fn provisioning_config(
     settings: &BTreeMap<String, String>,
-) -> Option<Result<ProvisioningConfig, config::ConfigError>> {
+) -> Option<Result<ProvisioningConfig, settings::ConfigError>> {
     prov_config::enabled(settings).then(|| ProvisioningConfig::from_source(settings))
 }
 

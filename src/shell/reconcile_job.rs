@@ -58,7 +58,7 @@ impl DurableObject for ReconcileJob {
         let store = self.store()?;
         let settings = read_settings(&self.env, prov_config::SETTINGS);
         let cfg = provisioning_config(&settings).unwrap_or_else(|| {
-            Err(crate::config::bad("CONNECT_INSTANCE_ID", "not set: provisioning was switched off mid-run"))
+            Err(crate::settings::bad("CONNECT_INSTANCE_ID", "not set: provisioning was switched off mid-run"))
         });
         let parts = ProvisioningParts::of(&self.env);
         let stepped = match job::step(cfg, &parts.edge(), &store).await {

@@ -15,8 +15,8 @@ use super::config::SyncConfig;
 use super::{record, run, status, SyncReport, Trigger};
 use crate::admin::{refuse, AdminSecret};
 use crate::admin::{Gate, Handled};
-use crate::config::ConfigError;
 use crate::edge::{Clock, Http, Kv};
+use crate::settings::ConfigError;
 use crate::telephony::answer::{self, Answer};
 
 /// The admin operations.

@@ -15,7 +15,7 @@
 
 use crate::aws::dynamodb;
 use crate::aws::Credentials;
-use crate::config::{aws_credentials, bad, getter, number, ConfigError, Source};
+use crate::settings::{aws_credentials, aws_endpoint, bad, getter, number, region, ConfigError, Source};
 
 /// Every setting this module reads.
 pub const SETTINGS: &[&str] = &[
@@ -58,12 +58,9 @@ impl SyncConfig {
                 "must be a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -) or a table ARN",
             ));
         }
-        let region = get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
-        if !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(bad("AWS_REGION", "not a region name like us-east-1"));
-        }
+        let region = region("AWS_REGION", &get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()))?;
         let endpoint = match get("AWS_DYNAMODB_ENDPOINT") {
-            Some(e) => crate::config::aws_endpoint("AWS_DYNAMODB_ENDPOINT", &e)?,
+            Some(e) => aws_endpoint("AWS_DYNAMODB_ENDPOINT", &e)?,
             None => dynamodb::default_endpoint(&region),
         };
         let aws = aws_credentials(&get, " for the template sync")?;

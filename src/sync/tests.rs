@@ -778,7 +778,7 @@ fn cron_without_configuration_only_logs() {
     let h = block_on(admin::scheduled(Ok(None), &Gate::default(), &edge));
     assert!(h.log.unwrap().contains("TEMPLATE_TABLE is not set"));
     assert!(h.alerts.is_empty());
-    let bad = crate::config::ConfigError { setting: "SYNC_PAGE_SIZE", problem: "x".into() };
+    let bad = crate::settings::ConfigError { setting: "SYNC_PAGE_SIZE", problem: "x".into() };
     let h = block_on(admin::scheduled(Err(bad), &Gate::default(), &edge));
     assert!(h.alerts[0].contains("SYNC_PAGE_SIZE"));
     assert_eq!((w.http.count(), w.kv.writes()), (0, 0));

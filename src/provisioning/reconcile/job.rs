@@ -30,7 +30,6 @@ use super::{entry, plan, Action, ChangeEntry, ChangeResult, Planned, ReconcileRe
 use crate::admin::{refuse, AdminSecret, Handled};
 use crate::aws::connect::{ConnectUser, UserSummary};
 use crate::budget::{self, Budget};
-use crate::config::ConfigError;
 use crate::edge::{Clock, Durable, Http};
 use crate::ledger::StoreError;
 use crate::okta::assertion::RsaSigner;
@@ -40,6 +39,7 @@ use crate::provisioning::connect::{owner, CallError, Change, Connect, Created, M
 use crate::provisioning::mapping::{has_access_status, Desired};
 use crate::provisioning::safety::{DeleteGate, Deletions, Held};
 use crate::provisioning::{Edge, Metering, UNMANAGED_USER_EXISTS};
+use crate::settings::ConfigError;
 use crate::telephony::answer::{self, Answer};
 
 /// The one object every run lives in.
