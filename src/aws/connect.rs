@@ -10,13 +10,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::error::{parse_error, AwsError};
+use super::error::{parse_error, AwsError, MALFORMED_RESPONSE};
 use crate::edge::{HttpRequest, HttpResponse};
 
 /// The SigV4 signing name (and endpoint prefix).
 pub const SIGNING_NAME: &str = "connect";
-/// The code of a 2xx answer that is not the documented output.
-pub const MALFORMED_RESPONSE: &str = "MalformedResponse";
 /// `SearchUsers` page size bound of the API.
 pub const MAX_SEARCH_RESULTS: u32 = 500;
 /// Security profiles per user, at most (the API's bound).

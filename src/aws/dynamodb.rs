@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{parse_error, AwsError};
+use super::error::{parse_error, AwsError, MALFORMED_RESPONSE};
 use super::sign::json_request;
 use crate::edge::{HttpRequest, HttpResponse};
 
@@ -19,8 +19,6 @@ use crate::edge::{HttpRequest, HttpResponse};
 pub const SIGNING_NAME: &str = "dynamodb";
 /// The awsJson1_0 `X-Amz-Target` prefix.
 pub const TARGET_PREFIX: &str = "DynamoDB_20120810";
-/// The error code [`parse_scan`] uses for a 2xx answer that is not a Scan output.
-pub const MALFORMED_RESPONSE: &str = "MalformedResponse";
 /// Largest Scan answer accepted. DynamoDB stops a page after 1 MB of data read; its JSON form
 /// (escaped quotes, type tags) can be larger, but not four times larger.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;

@@ -23,6 +23,11 @@ const MAX_TOKEN_LEN: usize = 128;
 /// Longest message kept, in characters.
 const MAX_MESSAGE_CHARS: usize = 512;
 
+/// The code of an [`AwsError`] made for a 2xx answer that is not the operation's documented
+/// output (not JSON, wrong shapes, ids that are not plain identifiers, too large). Every AWS
+/// client module uses it, so callers test one constant.
+pub const MALFORMED_RESPONSE: &str = "MalformedResponse";
+
 /// A failed AWS call, as far as the response tells.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsError {

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{parse_error, AwsError, RetryClass};
+use super::error::{parse_error, AwsError, RetryClass, MALFORMED_RESPONSE};
 use super::sign::json_request;
 use crate::edge::{HttpRequest, HttpResponse};
 
@@ -28,8 +28,6 @@ pub const BODY_TEXT_TYPE_SSML: &str = "SSML";
 pub const TTL_MIN_S: u32 = 5;
 /// Longest `TimeToLive` the API accepts (72 h, also its default), in seconds.
 pub const TTL_MAX_S: u32 = 259_200;
-/// The error code [`parse_message_id`] uses for a 2xx answer without a `MessageId`.
-pub const MALFORMED_RESPONSE: &str = "MalformedResponse";
 
 /// `https://sms-voice.{region}.amazonaws.com`, the standard (non-FIPS, IPv4) endpoint.
 pub fn default_endpoint(region: &str) -> String {

@@ -10,7 +10,7 @@ use std::fmt;
 use super::config::ConnectConfig;
 use super::mapping::Desired;
 use crate::aws::connect::{self as api, ConnectUser, NewUser, Search, UserSummary};
-use crate::aws::error::{AwsError, RetryClass};
+use crate::aws::error::{AwsError, RetryClass, MALFORMED_RESPONSE};
 use crate::aws::sign::sign;
 use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
 
@@ -132,7 +132,7 @@ pub fn diff(desired: &Desired, existing: &ConnectUser) -> Vec<Change> {
 fn too_many_pages(op: &str) -> CallError {
     CallError::Aws(AwsError {
         status: 200,
-        code: api::MALFORMED_RESPONSE.into(),
+        code: MALFORMED_RESPONSE.into(),
         message: Some(format!("more {op} pages than the bound")),
         reason: None,
         request_id: None,
