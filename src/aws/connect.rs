@@ -1,8 +1,10 @@
 //! Amazon Connect (API 2017-08-08, restJson1): the user operations the provisioning uses.
 //!
 //! Builders return unsigned requests; sign them with [`super::sign::sign`] using
-//! [`SIGNING_NAME`]. Path labels (instance and user ids) are checked to be plain identifiers
-//! before they reach a URL, so no percent-encoding is ever needed. Parsers turn any answer into a
+//! [`SIGNING_NAME`]. Path labels (instance and user ids) must be plain identifiers
+//! ([`is_resource_id`]), so no percent-encoding is ever needed: the caller checks them and
+//! returns its own error (`provisioning::connect` does, before every builder that takes one);
+//! the builders only `debug_assert!` it. Parsers turn any answer into a
 //! value or an [`AwsError`] (`x-amzn-ErrorType` names the code in restJson1).
 
 use std::collections::BTreeMap;

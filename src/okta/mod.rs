@@ -67,6 +67,9 @@ pub enum OktaError {
     Denied(u16),
     /// A 2xx answer that is not what the API documents.
     Malformed(&'static str),
+    /// An id that is not an Okta id ([`is_okta_id`]), refused before it reaches a URL path;
+    /// nothing was sent. Names which id, never its value.
+    InvalidId(&'static str),
 }
 
 impl OktaError {
@@ -77,6 +80,7 @@ impl OktaError {
             OktaError::TokenRefused(_) => "OKTA_TOKEN_REFUSED",
             OktaError::Denied(_) => "OKTA_ACCESS_DENIED",
             OktaError::Malformed(_) => "OKTA_MALFORMED_RESPONSE",
+            OktaError::InvalidId(_) => "OKTA_INVALID_ID",
         }
     }
 
@@ -96,6 +100,7 @@ impl fmt::Display for OktaError {
                 write!(f, "Okta answered {status}: the service app lacks a scope or admin role")
             }
             OktaError::Malformed(what) => write!(f, "unexpected Okta answer: {what}"),
+            OktaError::InvalidId(what) => write!(f, "Okta request not sent: the {what} is not an Okta id"),
         }
     }
 }
@@ -413,7 +418,9 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
 
     /// `GET /api/v1/users/{id}`; `None` when Okta does not know the user (deleted).
     pub async fn user(&self, id: &str) -> Result<Option<OktaUser>, OktaError> {
-        debug_assert!(is_okta_id(id));
+        if !is_okta_id(id) {
+            return Err(OktaError::InvalidId("user id"));
+        }
         let Some(resp) = self.get(&format!("{}/api/v1/users/{id}", self.cfg.org_url)).await? else {
             return Ok(None);
         };

@@ -299,3 +299,15 @@ fn a_unit_dropped_mid_refresh_does_not_hold_up_the_next() {
     assert!(block_on(api.user("00uANA")).is_ok());
     assert!(rig.clock.now_ms() - started < 100, "no wait for the cancelled refresh");
 }
+
+#[test]
+fn a_user_id_that_is_not_an_okta_id_is_refused_before_any_request() {
+    let rig = Rig::new();
+    for bad in ["00u/../apps", "00u ANA", "", "00u?x=1"] {
+        let e = block_on(rig.api(0).user(bad)).unwrap_err();
+        assert_eq!(e, OktaError::InvalidId("user id"), "{bad:?}");
+        assert!(!e.is_transient());
+        assert_eq!(e.reason(), "OKTA_INVALID_ID");
+    }
+    assert!(rig.urls().is_empty(), "nothing was sent, not even a token request");
+}

@@ -32,6 +32,10 @@ pub enum CallError {
     Network(String),
     /// The request could not be signed (a credentials problem).
     Sign(String),
+    /// An instance or user id that is not a plain identifier ([`api::is_resource_id`]), refused
+    /// before it reaches a URL path; nothing was sent. Names which id (`instance id`, `user id`),
+    /// never its value.
+    InvalidId(&'static str),
 }
 
 impl CallError {
@@ -39,7 +43,7 @@ impl CallError {
         match self {
             CallError::Aws(e) => e.retry_class() != RetryClass::Permanent,
             CallError::Network(_) => true,
-            CallError::Sign(_) => false,
+            CallError::Sign(_) | CallError::InvalidId(_) => false,
         }
     }
 
@@ -50,6 +54,7 @@ impl CallError {
             CallError::Aws(_) => "CONNECT_REJECTED",
             CallError::Network(_) => "CONNECT_UNREACHABLE",
             CallError::Sign(_) => "CONNECT_SIGNING_FAILED",
+            CallError::InvalidId(_) => "CONNECT_INVALID_ID",
         }
     }
 
@@ -67,6 +72,7 @@ impl fmt::Display for CallError {
             CallError::Aws(e) => write!(f, "Connect: {e}"),
             CallError::Network(e) => write!(f, "Connect unreachable: {e}"),
             CallError::Sign(e) => write!(f, "Connect request not signed: {e}"),
+            CallError::InvalidId(what) => write!(f, "Connect request not sent: the {what} is not a plain identifier"),
         }
     }
 }
@@ -126,6 +132,18 @@ pub fn diff(desired: &Desired, existing: &ConnectUser) -> Vec<Change> {
         out.push(Change::IdentityInfo);
     }
     out
+}
+
+/// Instance and user ids go into Connect's URL paths as they are: anything but a plain identifier
+/// is refused here, before a request is built, in release builds too.
+fn path_ids(instance_id: &str, user_id: Option<&str>) -> Result<(), CallError> {
+    if !api::is_resource_id(instance_id) {
+        return Err(CallError::InvalidId("instance id"));
+    }
+    match user_id {
+        Some(u) if !api::is_resource_id(u) => Err(CallError::InvalidId("user id")),
+        _ => Ok(()),
+    }
 }
 
 /// A listing that does not end within [`MAX_SEARCH_PAGES`].
@@ -253,11 +271,13 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
     /// One page of every user of the instance, managed or not: id and username (`ListUsers`),
     /// and the next page's token.
     pub async fn list_page(&self, token: Option<&str>) -> Result<(Vec<UserSummary>, Option<String>), CallError> {
+        path_ids(&self.cfg.instance_id, None)?;
         let req = api::list_users(&self.cfg.endpoint, &self.cfg.instance_id, api::MAX_LIST_RESULTS, token);
         api::parse_list(&self.call(req).await?).map_err(CallError::Aws)
     }
 
     pub async fn create(&self, d: &Desired) -> Result<Created, CallError> {
+        path_ids(&self.cfg.instance_id, None)?;
         let tags = managed_tags(&d.okta_user_id);
         let new = NewUser {
             username: &d.username,
@@ -275,6 +295,7 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
 
     /// Applies `changes` to `user` so that it matches `d`.
     pub async fn update(&self, user_id: &str, d: &Desired, changes: &[Change]) -> Result<(), CallError> {
+        path_ids(&self.cfg.instance_id, Some(user_id))?;
         let (e, i) = (&self.cfg.endpoint, &self.cfg.instance_id);
         for c in changes {
             let req = match c {
@@ -297,10 +318,65 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
 
     /// Deletes a user; one that is already gone (404) counts as deleted.
     pub async fn delete(&self, user_id: &str) -> Result<(), CallError> {
+        path_ids(&self.cfg.instance_id, Some(user_id))?;
         match self.call(api::delete_user(&self.cfg.endpoint, &self.cfg.instance_id, user_id)).await {
             Ok(_) => Ok(()),
             Err(e) if e.status() == Some(404) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::Credentials;
+    use crate::testing::{block_on, json_response, FakeClock, ScriptedHttp};
+
+    fn cfg(instance_id: &str) -> ConnectConfig {
+        ConnectConfig {
+            instance_id: instance_id.into(),
+            region: "us-east-1".into(),
+            endpoint: "https://connect.us-east-1.amazonaws.com".into(),
+            aws: Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+                session_token: None,
+            },
+        }
+    }
+
+    #[test]
+    fn ids_that_are_not_plain_identifiers_never_reach_a_url() {
+        let (http, clock) = (ScriptedHttp::default(), FakeClock::at(1_700_000_000_000));
+        let good = cfg("11111111-2222-3333-4444-555555555555");
+        let c = Connect::new(&good, &http, &clock, 0);
+        let d = Desired {
+            okta_user_id: "00uANA".into(),
+            username: "ana".into(),
+            identity: Default::default(),
+            profiles: super::super::mapping::Profiles {
+                security_profile_ids: vec!["sp-1".into()],
+                routing_profile_id: "rp-1".into(),
+            },
+        };
+        for bad_user in ["../x", "u 1", "u/1", "", "u?x=1"] {
+            assert_eq!(block_on(c.delete(bad_user)), Err(CallError::InvalidId("user id")), "{bad_user:?}");
+            let e = block_on(c.update(bad_user, &d, &[Change::RoutingProfile])).unwrap_err();
+            assert_eq!(e, CallError::InvalidId("user id"));
+            assert!(!e.is_transient());
+            assert_eq!(e.reason(), "CONNECT_INVALID_ID");
+        }
+        let bad = cfg("inst/../x");
+        let c = Connect::new(&bad, &http, &clock, 0);
+        assert_eq!(block_on(c.list_page(None)), Err(CallError::InvalidId("instance id")));
+        assert_eq!(block_on(c.delete("u-1")), Err(CallError::InvalidId("instance id")));
+        assert_eq!(http.count(), 0, "nothing was sent");
+
+        // A plain id goes out as before.
+        http.push(Ok(json_response(200, "{}")));
+        let c = Connect::new(&good, &http, &clock, 0);
+        assert_eq!(block_on(c.delete("u-1")), Ok(()));
+        assert_eq!(http.count(), 1);
     }
 }
