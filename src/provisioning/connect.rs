@@ -10,7 +10,7 @@ use std::fmt;
 use super::config::ConnectConfig;
 use super::mapping::Desired;
 use crate::aws::connect::{self as api, ConnectUser, NewUser, Search, UserSummary};
-use crate::aws::error::{AwsError, RetryClass, MALFORMED_RESPONSE};
+use crate::aws::error::{AwsError, RetryClass};
 use crate::aws::sign::sign;
 use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
 
@@ -36,6 +36,8 @@ pub enum CallError {
     /// before it reaches a URL path; nothing was sent. Names which id (`instance id`, `user id`),
     /// never its value.
     InvalidId(&'static str),
+    /// A listing (this operation's) that did not end within [`MAX_SEARCH_PAGES`] pages.
+    TooManyPages(&'static str),
 }
 
 impl CallError {
@@ -43,7 +45,7 @@ impl CallError {
         match self {
             CallError::Aws(e) => e.retry_class() != RetryClass::Permanent,
             CallError::Network(_) => true,
-            CallError::Sign(_) | CallError::InvalidId(_) => false,
+            CallError::Sign(_) | CallError::InvalidId(_) | CallError::TooManyPages(_) => false,
         }
     }
 
@@ -55,6 +57,7 @@ impl CallError {
             CallError::Network(_) => "CONNECT_UNREACHABLE",
             CallError::Sign(_) => "CONNECT_SIGNING_FAILED",
             CallError::InvalidId(_) => "CONNECT_INVALID_ID",
+            CallError::TooManyPages(_) => "CONNECT_LISTING_TOO_LONG",
         }
     }
 
@@ -73,6 +76,7 @@ impl fmt::Display for CallError {
             CallError::Network(e) => write!(f, "Connect unreachable: {e}"),
             CallError::Sign(e) => write!(f, "Connect request not signed: {e}"),
             CallError::InvalidId(what) => write!(f, "Connect request not sent: the {what} is not a plain identifier"),
+            CallError::TooManyPages(op) => write!(f, "Connect: more {op} pages than the bound ({MAX_SEARCH_PAGES})"),
         }
     }
 }
@@ -144,17 +148,6 @@ fn path_ids(instance_id: &str, user_id: Option<&str>) -> Result<(), CallError> {
         Some(u) if !api::is_resource_id(u) => Err(CallError::InvalidId("user id")),
         _ => Ok(()),
     }
-}
-
-/// A listing that does not end within [`MAX_SEARCH_PAGES`].
-fn too_many_pages(op: &str) -> CallError {
-    CallError::Aws(AwsError {
-        status: 200,
-        code: MALFORMED_RESPONSE.into(),
-        message: Some(format!("more {op} pages than the bound")),
-        reason: None,
-        request_id: None,
-    })
 }
 
 /// Signed calls to one Connect instance, counted, optionally paced.
@@ -265,7 +258,7 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
                 return Ok(users);
             }
         }
-        Err(too_many_pages("SearchUsers"))
+        Err(CallError::TooManyPages("SearchUsers"))
     }
 
     /// One page of every user of the instance, managed or not: id and username (`ListUsers`),
