@@ -53,7 +53,7 @@ def model_status(error_type: str, model=None) -> int:
     err = meta.get("error") or {}
     if err.get("httpStatusCode"):
         return int(err["httpStatusCode"])
-    return 500 if getattr(shape, "_shape_model", {}).get("fault") else 400
+    return 500 if meta.get("fault") or getattr(shape, "_shape_model", {}).get("fault") else 400
 
 
 def _strict_errors(value, shape, path: str, out: list[str]):

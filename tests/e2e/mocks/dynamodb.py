@@ -31,6 +31,7 @@ import requests
 
 from ._server import Reply, free_port, stop_group
 from .aws import SigV4Mock, validate_params
+from .aws import model_status as aws_model_status
 
 JSON_CT = "application/x-amz-json-1.0"
 MODEL = botocore.session.get_session().get_service_model("dynamodb")
@@ -41,15 +42,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def model_status(error_type: str) -> int:
-    """HTTP status of an exception shape: 500 for `fault` shapes, otherwise 400 (awsJson1_0)."""
-    try:
-        shape = MODEL.shape_for(error_type)
-    except Exception:
-        return 400
-    err = shape.metadata.get("error") or {}
-    if err.get("httpStatusCode"):
-        return int(err["httpStatusCode"])
-    return 500 if shape.metadata.get("fault") or getattr(shape, "_shape_model", {}).get("fault") else 400
+    """HTTP status of a DynamoDB exception shape (one rule for every mock: `aws.model_status`)."""
+    return aws_model_status(error_type, MODEL)
 
 
 class MotoServer:
