@@ -24,6 +24,26 @@ pub struct Handled {
     pub alerts: Vec<String>,
 }
 
+/// What started a long admin job (the template sync, the reconciliation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// A Cron Trigger tick.
+    #[default]
+    Cron,
+    /// An admin endpoint.
+    Admin,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cron => "cron",
+            Trigger::Admin => "admin",
+        }
+    }
+}
+
 /// At most one run per isolate at a time.
 #[derive(Default)]
 pub struct Gate(Cell<bool>);

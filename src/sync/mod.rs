@@ -64,21 +64,7 @@ const MIN_ATTEMPT_MS: u64 = 500;
 /// Invalid items and removed templates listed in a report (the counts are complete).
 pub const MAX_LISTED: usize = 20;
 
-/// What started a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    Cron,
-    Admin,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Cron => "cron",
-            Trigger::Admin => "admin",
-        }
-    }
-}
+pub use crate::admin::Trigger;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +92,7 @@ pub struct InvalidItem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncReport {
-    pub trigger: String,
+    pub trigger: Trigger,
     pub table: String,
     pub started_at_ms: u64,
     pub duration_ms: u64,
@@ -148,7 +134,7 @@ pub struct SyncReport {
 impl SyncReport {
     fn new(trigger: Trigger, table: &str, started_at_ms: u64) -> Self {
         SyncReport {
-            trigger: trigger.as_str().into(),
+            trigger,
             table: table.into(),
             started_at_ms,
             duration_ms: 0,
@@ -554,7 +540,7 @@ pub async fn record<K: Kv>(kv: &K, report: &SyncReport) -> Result<bool, KvError>
 }
 
 fn is_quiet(r: &SyncReport) -> bool {
-    r.trigger == Trigger::Cron.as_str() && r.ok && r.outcome == Outcome::Unchanged && r.warnings.is_empty()
+    r.trigger == Trigger::Cron && r.ok && r.outcome == Outcome::Unchanged && r.warnings.is_empty()
 }
 
 /// `head` is a recent quiet run with what `new` says.

@@ -71,14 +71,7 @@ pub enum ChangeResult {
     Skipped,
 }
 
-/// What started a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    #[default]
-    Cron,
-    Admin,
-}
+pub use crate::admin::Trigger;
 
 macro_rules! text_eq {
     ($t:ty: $($v:ident => $s:literal),*) => {
@@ -96,7 +89,6 @@ macro_rules! text_eq {
 }
 text_eq!(Action: Create => "create", Update => "update", Delete => "delete", Adopt => "adopt", Skip => "skip");
 text_eq!(ChangeResult: Planned => "planned", Done => "done", Held => "held", Failed => "failed", Skipped => "skipped");
-text_eq!(Trigger: Cron => "cron", Admin => "admin");
 
 /// One planned or applied change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
