@@ -142,20 +142,11 @@ where
     }
 
     let parsed = match read_body().await {
-        Err(BodyError::TooLarge) => Err((
-            413,
-            BadRequest {
-                reason: "BODY_TOO_LARGE",
-                location: "body",
-                detail: format!("the body exceeds {} bytes", request::MAX_BODY_BYTES),
-            },
-        )),
-        Err(BodyError::Unreadable) => Err((
-            400,
-            BadRequest { reason: "MALFORMED_REQUEST", location: "body", detail: "the body could not be read".into() },
-        )),
-        Ok(body) => request::parse(&body).map_err(|e| (if e.reason == "BODY_TOO_LARGE" { 413 } else { 400 }, e)),
-    };
+        Err(BodyError::TooLarge) => Err(BadRequest::too_large()),
+        Err(BodyError::Unreadable) => Err(BadRequest::unreadable()),
+        Ok(body) => request::parse(&body),
+    }
+    .map_err(|e| (e.status, e));
     let req = match parsed {
         Ok(r) => r,
         Err((status, e)) => {

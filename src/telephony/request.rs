@@ -103,6 +103,8 @@ impl OtpRequest {
 /// Why a request is refused with HTTP 400 (or 413). `location` is the JSON path at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadRequest {
+    /// 400, or 413 for a body too large.
+    pub status: u16,
     pub reason: &'static str,
     pub location: &'static str,
     pub detail: String,
@@ -115,7 +117,19 @@ impl fmt::Display for BadRequest {
 }
 
 fn bad(reason: &'static str, location: &'static str, detail: impl Into<String>) -> BadRequest {
-    BadRequest { reason, location, detail: detail.into() }
+    BadRequest { status: 400, reason, location, detail: detail.into() }
+}
+
+impl BadRequest {
+    /// A body past [`MAX_BODY_BYTES`] (413).
+    pub fn too_large() -> BadRequest {
+        BadRequest { status: 413, ..bad("BODY_TOO_LARGE", "body", format!("the body exceeds {MAX_BODY_BYTES} bytes")) }
+    }
+
+    /// A body that could not be read (400).
+    pub fn unreadable() -> BadRequest {
+        bad("MALFORMED_REQUEST", "body", "the body could not be read")
+    }
 }
 
 /// `SMS` → text; `voice call`, `voice`, `call` → voice; case and surrounding space ignored.
@@ -129,7 +143,7 @@ pub fn parse_channel(raw: &str) -> Option<Channel> {
 
 pub fn parse(body: &[u8]) -> Result<OtpRequest, BadRequest> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(bad("BODY_TOO_LARGE", "body", format!("the body exceeds {MAX_BODY_BYTES} bytes")));
+        return Err(BadRequest::too_large());
     }
     let wire: Wire = serde_json::from_slice(body).map_err(|e| {
         let detail = if e.is_data() {
