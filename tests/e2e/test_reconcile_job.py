@@ -9,7 +9,8 @@ import time
 import pytest
 
 from conftest import ADMIN_SECRET
-from test_provisioning import parse_line, reconcile, reconcile_status, start_reconcile, unique_login, wait_for_run
+from test_provisioning import (parse_line, reconcile, reconcile_status, start_reconcile, unique_login, wait_for_run,
+                               wait_until)
 from test_provisioning_safety import instance
 
 AUTH = {"Authorization": f"Bearer {ADMIN_SECRET}"}
@@ -19,6 +20,24 @@ def member(p, login: str, group=None) -> str:
     uid = p.org.add_user(login, "Job", "Member")
     p.org.add_to_group(group or p.group, uid)
     return uid
+
+
+def wait_for(pred, what: str, timeout: float = 30):
+    return wait_until(pred, timeout=timeout, what=what)
+
+
+def started_waiting_for_okta(w, p, tag: str, reset_in: int) -> tuple[str, dict]:
+    """A new member, then a run whose first Okta page gets a 429 (X-Rate-Limit-Reset in
+    `reset_in` s): (the member's login, the run) once the status shows the run waiting."""
+    login = unique_login(tag)
+    member(p, login)
+    p.org.reset()
+    p.org.script([{"path_contains": "/groups/", "status": 429, "reset_in": reset_in}])
+    started = start_reconcile(w)
+    assert started.status_code == 202, started.text
+    run = started.json()["run"]
+    wait_for(lambda: (reconcile_status(w)["run"] or {}).get("waiting") == "OKTA_RATE_LIMITED", "the run waiting")
+    return login, run
 
 
 def steps(w, run_id: str) -> list[dict]:
@@ -74,16 +93,9 @@ def test_a_run_of_many_invocations_stays_within_the_budget_and_converges(small):
 
 def test_an_okta_rate_limit_is_waited_out_between_invocations_and_one_run_runs_at_a_time(job):
     w, p = job
-    login = unique_login("limited")
-    member(p, login)
-    p.org.reset()
-    p.org.script([{"path_contains": "/groups/", "status": 429, "reset_in": 3}])
-    started = start_reconcile(w)
-    assert started.status_code == 202, started.text
-    run = started.json()["run"]
-    s = wait_for(lambda: (st := reconcile_status(w))["state"] == "running"
-                 and st["run"]["waiting"] == "OKTA_RATE_LIMITED" and st, "the run waiting for Okta's reset")
-    assert s["run"]["id"] == run["id"] and s["run"]["oktaRateLimitWaits"] >= 1
+    login, run = started_waiting_for_okta(w, p, "limited", 3)
+    s = reconcile_status(w)
+    assert s["state"] == "running" and s["run"]["id"] == run["id"] and s["run"]["oktaRateLimitWaits"] >= 1, s
     second = start_reconcile(w, dry_run=True)
     assert second.status_code == 409, second.text
     assert second.json()["error"]["errorCauses"][0]["reason"] == "RECONCILE_IN_PROGRESS"
@@ -94,24 +106,9 @@ def test_an_okta_rate_limit_is_waited_out_between_invocations_and_one_run_runs_a
     assert not p.org.early_calls(), "no Okta call before X-Rate-Limit-Reset"
 
 
-def wait_for(pred, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_cancel_ends_the_run_and_nothing_more_is_called(job):
     w, p = job
-    login = unique_login("cancelled")
-    member(p, login)
-    p.org.reset()
-    p.org.script([{"path_contains": "/groups/", "status": 429, "reset_in": 4}])
-    run = start_reconcile(w).json()["run"]
-    wait_for(lambda: reconcile_status(w)["run"] and reconcile_status(w)["run"].get("waiting"), "the run waiting")
+    login, run = started_waiting_for_okta(w, p, "cancelled", 4)
     r = w.request("POST", "/admin/provisioning/cancel", headers=AUTH)
     assert r.status_code == 200, r.text
     s = r.json()
@@ -125,12 +122,7 @@ def test_a_cancel_ends_the_run_and_nothing_more_is_called(job):
 
 def test_a_run_goes_on_after_a_restart(worker_factory, job):
     w, p = job
-    login = unique_login("restarted")
-    member(p, login)
-    p.org.reset()
-    p.org.script([{"path_contains": "/groups/", "status": 429, "reset_in": 4}])
-    run = start_reconcile(w).json()["run"]
-    wait_for(lambda: (reconcile_status(w)["run"] or {}).get("waiting"), "the run waiting")
+    login, run = started_waiting_for_okta(w, p, "restarted", 4)
     worker_factory.restart(w)
     rep = wait_for_run(w, run["id"], timeout=60)
     assert rep["ok"] and p.connect.user_by_username(login), rep
