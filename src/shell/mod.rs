@@ -16,6 +16,8 @@ mod reconcile_job;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use worker::{
@@ -176,28 +178,34 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_
         }
         Resolved::NotFound => return Ok(answer::plain_error(404, "Not found", "NOT_FOUND")),
     };
-    Ok(match route {
-        Route::Health => Answer { status: 200, body: r#"{"status":"ok"}"#.into() },
-        Route::Telephony => telephony_hook(req, env, ctx, started_ms).await?,
+    // One boxed future per route: each handler's state machine stays its own function instead of
+    // being inlined into one future holding them all (smaller wasm; one allocation a request).
+    type Handler<'a> = Pin<Box<dyn Future<Output = worker::Result<Answer>> + 'a>>;
+    let handler: Handler<'_> = match route {
+        Route::Health => return Ok(Answer { status: 200, body: r#"{"status":"ok"}"#.into() }),
         Route::EventsVerification => {
-            events::verification(req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref())
+            return Ok(events::verification(
+                req.headers().get("x-okta-verification-challenge").ok().flatten().as_deref(),
+            ))
         }
-        Route::Events => event_hook(req, env).await?,
-        Route::TemplatesSync => admin_request(req, env, Op::Sync).await?,
-        Route::TemplatesStatus => admin_request(req, env, Op::Status).await?,
+        Route::Telephony => Box::pin(telephony_hook(req, env, ctx, started_ms)),
+        Route::Events => Box::pin(event_hook(req, env)),
+        Route::TemplatesSync => Box::pin(admin_request(req, env, Op::Sync)),
+        Route::TemplatesStatus => Box::pin(admin_request(req, env, Op::Status)),
         Route::Reconcile => {
             // The raw URL, not `Request::url()`: parsing with the `url` crate would pull its IDNA
             // tables (~100 KB) into the bundle for one flag.
             let dry_run = reconcile::dry_run_requested(&req.inner().url());
-            reconcile_request(req, env, job::AdminOp::Start { dry_run }).await?
+            Box::pin(reconcile_request(req, env, job::AdminOp::Start { dry_run }))
         }
-        Route::ReconcileStatus => reconcile_request(req, env, job::AdminOp::Status).await?,
-        Route::ReconcileCancel => reconcile_request(req, env, job::AdminOp::Cancel).await?,
-        Route::DeadLetters => dead_letters::list_request(req, env).await?,
-        Route::Redrive => dead_letters::redrive_request(req, env).await?,
-        Route::GuardStatus => guard_request(req, env, false).await?,
-        Route::GuardRelease => guard_request(req, env, true).await?,
-    })
+        Route::ReconcileStatus => Box::pin(reconcile_request(req, env, job::AdminOp::Status)),
+        Route::ReconcileCancel => Box::pin(reconcile_request(req, env, job::AdminOp::Cancel)),
+        Route::DeadLetters => Box::pin(dead_letters::list_request(req, env)),
+        Route::Redrive => Box::pin(dead_letters::redrive_request(req, env)),
+        Route::GuardStatus => Box::pin(guard_request(req, env, false)),
+        Route::GuardRelease => Box::pin(guard_request(req, env, true)),
+    };
+    handler.await
 }
 
 /// The sync's edge services: DynamoDB pages may be larger than what the hook accepts.
