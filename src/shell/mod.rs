@@ -297,10 +297,15 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 
 /// Writes a run's log line and alerts.
 fn emit(handled: &Handled) {
-    if let Some(line) = &handled.log {
+    emit_lines(handled.log.as_slice(), &handled.alerts);
+}
+
+/// Log lines as they are, alerts as `{"msg":"alert",…}` lines at error level.
+pub(crate) fn emit_lines(lines: &[String], alerts: &[String]) {
+    for line in lines {
         console_log!("{line}");
     }
-    for alert in &handled.alerts {
+    for alert in alerts {
         console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
     }
 }

@@ -2,15 +2,14 @@
 //! [`job::OBJECT`]): maps [`job`]'s [`JobStore`] onto SQL rows and its steps onto the object's
 //! alarm. The run's logic is in `crate::provisioning::reconcile::job`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 use super::bindings::{request_body, JsClock};
-use super::{provisioning_config, read_settings, ProvisioningParts};
+use super::{emit_lines, provisioning_config, read_settings, ProvisioningParts};
 use crate::aws::connect::{ConnectUser, UserSummary};
 use crate::edge::Clock;
 use crate::ledger::StoreError;
@@ -31,11 +30,13 @@ const SCHEMA: &[&str] = &[
 pub struct ReconcileJob {
     state: State,
     env: Env,
+    /// The schema exists (checked once per instance).
+    ready: Cell<bool>,
 }
 
 impl DurableObject for ReconcileJob {
     fn new(state: State, env: Env) -> Self {
-        ReconcileJob { state, env }
+        ReconcileJob { state, env, ready: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -45,9 +46,7 @@ impl DurableObject for ReconcileJob {
             Err(_) => String::new(),
         };
         let served = job::serve(&store, &body, JsClock.now_ms()).map_err(|e| worker::Error::RustError(e.0))?;
-        if let Some(line) = &served.log {
-            console_log!("{line}");
-        }
+        emit_lines(served.log.as_slice(), &[]);
         if let Some(at) = served.alarm_at {
             self.arm(at).await?;
         }
@@ -65,22 +64,14 @@ impl DurableObject for ReconcileJob {
             Ok(s) => s,
             Err(e) => {
                 // The runtime retries a failed alarm (with backoff); the run stays where it was.
-                console_error!(
-                    "{}",
-                    serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("provisioning reconciliation: its storage failed: {}", e.0)})
-                );
+                emit_lines(&[], &[format!("provisioning reconciliation: its storage failed: {}", e.0)]);
                 return Err(worker::Error::RustError(e.0));
             }
         };
-        for line in &stepped.logs {
-            console_log!("{line}");
-        }
-        for alert in &stepped.alerts {
-            console_error!("{}", serde_json::json!({"msg": "alert", "level": "alert", "alert": alert}));
-        }
+        emit_lines(&stepped.logs, &stepped.alerts);
         if let Some(at) = stepped.next_at {
-            let when = chrono::DateTime::from_timestamp_millis(at as i64).unwrap_or_default();
-            self.state.storage().set_alarm(when).await?;
+            // Inside the handler `getAlarm` is null until set again, so this sets it.
+            self.arm(at).await?;
         }
         Response::ok("stepped")
     }
@@ -89,8 +80,11 @@ impl DurableObject for ReconcileJob {
 impl ReconcileJob {
     fn store(&self) -> Result<SqlJobStore> {
         let sql = self.state.storage().sql();
-        for statement in SCHEMA {
-            sql.exec(statement, None)?;
+        if !self.ready.get() {
+            for statement in SCHEMA {
+                sql.exec(statement, None)?;
+            }
+            self.ready.set(true);
         }
         Ok(SqlJobStore(sql))
     }

@@ -236,6 +236,10 @@ impl Served {
 
 /// The status document: the run under way (if any) and the last finished run's report.
 fn status_body(job: Option<&Job>, last: Option<&ReconcileReport>) -> String {
+    encode(&status(job, last))
+}
+
+fn status(job: Option<&Job>, last: Option<&ReconcileReport>) -> serde_json::Value {
     let run = job.map(|j| {
         serde_json::json!({
             "id": j.id, "dryRun": j.report.dry_run, "trigger": j.report.trigger, "phase": j.phase.name(),
@@ -246,7 +250,7 @@ fn status_body(job: Option<&Job>, last: Option<&ReconcileReport>) -> String {
             "report": j.report,
         })
     });
-    encode(&serde_json::json!({"state": if job.is_some() { "running" } else { "idle" }, "run": run, "last": last}))
+    serde_json::json!({"state": if job.is_some() { "running" } else { "idle" }, "run": run, "last": last})
 }
 
 fn load(store: &impl JobStore) -> Result<(Option<Job>, Option<ReconcileReport>), StoreError> {
@@ -327,8 +331,8 @@ pub fn serve(store: &impl JobStore, request: &str, now_ms: u64) -> Result<Served
 /// A 409's error body with the status document beside it.
 fn with_status(error: &str, job: &Job, last: Option<&ReconcileReport>) -> String {
     let mut v: serde_json::Value = serde_json::from_str(error).unwrap_or_default();
-    if let (Some(o), Ok(s)) = (v.as_object_mut(), serde_json::from_str(&status_body(Some(job), last))) {
-        o.insert("status".into(), s);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("status".into(), status(Some(job), last));
     }
     encode(&v)
 }
@@ -392,16 +396,25 @@ fn listing_failed(job: &mut Job, now_ms: u64, side: &str, e: ListingError) -> Fl
         ListingError::Okta(e) if spent(&e) => Flow::Yield,
         ListingError::Connect(e) if spent(&e) => Flow::Yield,
         ListingError::Okta(OktaError::RateLimited { reset_ms }) => {
-            job.okta_waits += 1;
-            Flow::Wait(reset_ms.max(now_ms) + 1_000, "OKTA_RATE_LIMITED".into())
+            okta_reset(job, now_ms, reset_ms, "OKTA_RATE_LIMITED")
         }
         e if e.is_transient() && job.failures + 1 < MAX_STEP_FAILURES => {
-            job.failures += 1;
-            let delay = 2_000u64 << job.failures.min(8);
-            Flow::Wait(now_ms + delay, format!("{}: {e}; retried", e.reason()))
+            backoff(job, now_ms, format!("{}: {e}", e.reason()))
         }
         e => Flow::Finished(Some(format!("listing {side} failed, nothing changed: {e}"))),
     }
+}
+
+/// The next step at Okta's `X-Rate-Limit-Reset` (+ 1 s), counted as a wait.
+fn okta_reset(job: &mut Job, now_ms: u64, reset_ms: u64, why: &str) -> Flow {
+    job.okta_waits += 1;
+    Flow::Wait(reset_ms.max(now_ms) + 1_000, why.into())
+}
+
+/// A step that failed for a reason that may pass: the next one after a doubling backoff.
+fn backoff(job: &mut Job, now_ms: u64, why: String) -> Flow {
+    job.failures += 1;
+    Flow::Wait(now_ms + (2_000u64 << job.failures.min(8)), format!("{why}; retried"))
 }
 
 /// A Connect listing page.
@@ -515,8 +528,7 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
                     return Ok(Stepped::default());
                 }
                 if let Some(rate) = okta.rate.get().filter(RateLimit::nearly_spent) {
-                    job.okta_waits += 1;
-                    break Flow::Wait(rate.reset_ms.max(now) + 1_000, "OKTA_RATE_LIMIT_NEARLY_SPENT".into());
+                    break okta_reset(&mut job, now, rate.reset_ms, "OKTA_RATE_LIMIT_NEARLY_SPENT");
                 }
             }
             Phase::Managed { token, pages } | Phase::Holders { token, pages } => {
@@ -804,10 +816,9 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
                     Ok(None) => false,
                     Err(err) if spent(&err) => return Ok(Applied::Stop(Flow::Yield)),
                     Err(OktaError::RateLimited { reset_ms }) => {
-                        job.okta_waits += 1;
-                        return Ok(Applied::Stop(Flow::Wait(reset_ms.max(now) + 1_000, "OKTA_RATE_LIMITED".into())));
+                        return Ok(Applied::Stop(okta_reset(job, now, reset_ms, "OKTA_RATE_LIMITED")))
                     }
-                    Err(err) => return Ok(retry_later(job, now, format!("{}: {err}", err.reason()))),
+                    Err(err) => return Ok(Applied::Stop(backoff(job, now, format!("{}: {err}", err.reason())))),
                 },
                 None => false,
             };
@@ -823,7 +834,7 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
                 }
                 // Okta could not say whether the sources exist: this deletion waits, the others too.
                 Err(h @ Held::SourceUnconfirmed(_)) if job.failures + 1 < MAX_STEP_FAILURES => {
-                    return Ok(retry_later(job, now, format!("{}: {h}", h.reason())));
+                    return Ok(Applied::Stop(backoff(job, now, format!("{}: {h}", h.reason()))));
                 }
                 Err(h) => {
                     let why = format!("{}: {h}", h.reason());
@@ -895,13 +906,6 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
         }
     }
     Ok(Applied::Entry(e))
-}
-
-/// A change that cannot be decided now (Okta did not answer): the invocation ends and the next
-/// alarm comes back after a backoff, counted as a failed step.
-fn retry_later(job: &mut Job, now_ms: u64, why: String) -> Applied {
-    job.failures += 1;
-    Applied::Stop(Flow::Wait(now_ms + (2_000u64 << job.failures.min(8)), format!("{why}; retried")))
 }
 
 // ---- the Worker's side: admin endpoints and the cron --------------------------------------------
