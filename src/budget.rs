@@ -78,6 +78,42 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// An error that may be a refusal by the budget: nothing was sent, and the work goes on in the next
+/// invocation rather than failing.
+pub trait Spent {
+    fn budget_spent(&self) -> bool;
+}
+
+impl Spent for FetchError {
+    fn budget_spent(&self) -> bool {
+        *self == FetchError::BudgetSpent
+    }
+}
+
+impl Spent for DurableError {
+    fn budget_spent(&self) -> bool {
+        *self == DurableError::BudgetSpent
+    }
+}
+
+impl Spent for crate::okta::OktaError {
+    fn budget_spent(&self) -> bool {
+        *self == crate::okta::OktaError::BudgetSpent
+    }
+}
+
+impl Spent for crate::provisioning::connect::CallError {
+    fn budget_spent(&self) -> bool {
+        *self == crate::provisioning::connect::CallError::BudgetSpent
+    }
+}
+
+impl Spent for crate::provisioning::safety::Held {
+    fn budget_spent(&self) -> bool {
+        *self == crate::provisioning::safety::Held::InvocationSpent
+    }
+}
+
 /// An edge service whose calls are counted against a [`Budget`].
 pub struct Metered<'a, T> {
     pub inner: &'a T,
@@ -87,7 +123,7 @@ pub struct Metered<'a, T> {
 impl<H: Http> Http for Metered<'_, H> {
     async fn send(&self, req: HttpRequest, timeout_ms: u64) -> Result<HttpResponse, FetchError> {
         if !self.budget.take() {
-            return Err(FetchError::Network(SPENT.into()));
+            return Err(FetchError::BudgetSpent);
         }
         self.inner.send(req, timeout_ms).await
     }
@@ -96,7 +132,7 @@ impl<H: Http> Http for Metered<'_, H> {
 impl<D: Durable> Durable for Metered<'_, D> {
     async fn call(&self, object: &str, body: String, timeout_ms: u64) -> Result<String, DurableError> {
         if !self.budget.take() {
-            return Err(DurableError::Unavailable(SPENT.into()));
+            return Err(DurableError::BudgetSpent);
         }
         self.inner.call(object, body, timeout_ms).await
     }
@@ -125,10 +161,7 @@ mod tests {
         for _ in 0..2 {
             assert!(block_on(m.send(HttpRequest::get("https://a.example/"), 100)).is_ok());
         }
-        assert_eq!(
-            block_on(m.send(HttpRequest::get("https://a.example/"), 100)),
-            Err(FetchError::Network(SPENT.into()))
-        );
+        assert_eq!(block_on(m.send(HttpRequest::get("https://a.example/"), 100)), Err(FetchError::BudgetSpent));
         assert_eq!(http.count(), 2, "the third call never left");
         assert_eq!(budget.used(), 2);
     }

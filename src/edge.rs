@@ -54,6 +54,9 @@ pub enum FetchError {
     Network(String),
     /// The response body was larger than the caller's bound.
     BodyTooLarge,
+    /// Refused before it left: the invocation's subrequest budget is spent
+    /// ([`crate::budget`]). A retry in this invocation would be refused too.
+    BudgetSpent,
 }
 
 impl fmt::Display for FetchError {
@@ -62,6 +65,7 @@ impl fmt::Display for FetchError {
             FetchError::Timeout => f.write_str("no response before the timeout"),
             FetchError::Network(e) => write!(f, "network error: {e}"),
             FetchError::BodyTooLarge => f.write_str("response body too large"),
+            FetchError::BudgetSpent => f.write_str(crate::budget::SPENT),
         }
     }
 }
@@ -172,6 +176,8 @@ pub enum DurableError {
     Timeout,
     /// The binding is missing, the object failed, or its reply was not what was asked for.
     Unavailable(String),
+    /// Refused before it left: the invocation's subrequest budget is spent.
+    BudgetSpent,
 }
 
 impl fmt::Display for DurableError {
@@ -179,6 +185,7 @@ impl fmt::Display for DurableError {
         match self {
             DurableError::Timeout => f.write_str("no reply before the timeout"),
             DurableError::Unavailable(e) => write!(f, "unavailable: {e}"),
+            DurableError::BudgetSpent => f.write_str(crate::budget::SPENT),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod locale;
 pub mod okta;
 pub mod phone;
 pub mod provisioning;
+pub mod retry;
 pub mod routes;
 pub mod settings;
 pub mod ssml;

@@ -222,10 +222,10 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.code, "ProvisionedThroughputExceededException");
-        assert_eq!(e.retry_class(), crate::aws::error::RetryClass::Throttling);
+        assert_eq!(e.verdict(), crate::retry::Verdict::Retry(crate::retry::Kind::Throttled));
         let e = parse_scan(&resp(400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"}"#))
             .unwrap_err();
-        assert_eq!(e.retry_class(), crate::aws::error::RetryClass::Permanent);
+        assert_eq!(e.verdict(), crate::retry::Verdict::NoRetry);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::edge::HttpResponse;
+use crate::retry::{Kind, Verdict};
 
 /// Larger bodies are not parsed; AWS error documents are a few hundred bytes.
 const MAX_BODY_PARSED: usize = 64 * 1024;
@@ -46,22 +47,9 @@ pub struct AwsError {
     pub request_id: Option<String>,
 }
 
-/// How a caller may react to an [`AwsError`]. Neither EUM send is idempotent (no client
-/// token), so even a retryable class may deliver a message twice when the first attempt was in
-/// fact accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryClass {
-    /// Slow down, then retry with backoff.
-    Throttling,
-    /// A server-side or transport fault; a retry may succeed.
-    Transient,
-    /// Retrying the same request will fail the same way.
-    Permanent,
-}
-
 /// Codes the AWS SDKs treat as throttling. `LimitExceededException` is deliberately absent: the
 /// SDKs retry it, but for EUM (and Connect user quotas) it means a quota that retrying will not
-/// lift, so here it is [`RetryClass::Permanent`].
+/// lift, so here it is [`Verdict::NoRetry`].
 const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
     "TooManyRequestsException",
@@ -85,17 +73,19 @@ const TRANSIENT_CODES: &[&str] = &[
 const TRANSIENT_STATUSES: &[u16] = &[500, 502, 503, 504];
 
 impl AwsError {
-    /// Whether and how to retry. Throttling codes win over the status (a `SlowDown` on a 503 is
-    /// throttling). A bare 429 whose body names no code (`Http429`, e.g. from a proxy) counts as
-    /// throttling too.
-    pub fn retry_class(&self) -> RetryClass {
+    /// Whether and how to retry ([`crate::retry`]). Throttling codes win over the status (a
+    /// `SlowDown` on a 503 is throttling). A bare 429 whose body names no code (`Http429`, e.g.
+    /// from a proxy) counts as throttling too. Neither EUM send is idempotent (no client token),
+    /// so even a retryable error may mean a message delivered twice when the first attempt was in
+    /// fact accepted: the sender decides whether to risk it.
+    pub fn verdict(&self) -> Verdict {
         let code = self.code.as_str();
         if THROTTLING_CODES.contains(&code) || (self.status == 429 && code == "Http429") {
-            RetryClass::Throttling
+            Verdict::Retry(Kind::Throttled)
         } else if TRANSIENT_CODES.contains(&code) || TRANSIENT_STATUSES.contains(&self.status) {
-            RetryClass::Transient
+            Verdict::Retry(Kind::Transient)
         } else {
-            RetryClass::Permanent
+            Verdict::NoRetry
         }
     }
 
@@ -314,7 +304,7 @@ mod tests {
         let e =
             parse_error(&resp(503, &[("content-type", "text/html")], b"<html><body>Service Unavailable</body></html>"));
         assert_eq!(e, err(503, "Http503"));
-        assert_eq!(e.retry_class(), RetryClass::Transient);
+        assert_eq!(e.verdict(), Verdict::Retry(Kind::Transient));
     }
 
     #[test]
@@ -387,41 +377,43 @@ mod tests {
     }
 
     #[test]
-    fn retry_class_table() {
-        use RetryClass::*;
-        let table: &[(u16, &str, RetryClass)] = &[
-            (400, "ThrottlingException", Throttling),
-            (400, "TooManyRequestsException", Throttling),
-            (400, "ProvisionedThroughputExceededException", Throttling),
-            (400, "RequestLimitExceeded", Throttling),
-            (400, "RequestThrottled", Throttling),
-            (400, "RequestThrottledException", Throttling),
-            (503, "SlowDown", Throttling),
-            (400, "Throttling", Throttling),
-            (429, "Http429", Throttling),
-            (429, "LimitExceededException", Permanent),
-            (400, "LimitExceededException", Permanent),
-            (500, "InternalServerException", Transient),
-            (500, "InternalServerError", Transient),
-            (500, "InternalFailure", Transient),
-            (503, "ServiceUnavailable", Transient),
-            (408, "RequestTimeout", Transient),
-            (400, "RequestTimeoutException", Transient),
-            (500, "Http500", Transient),
-            (502, "Http502", Transient),
-            (503, "Http503", Transient),
-            (504, "Http504", Transient),
-            (501, "Http501", Permanent),
-            (400, "ValidationException", Permanent),
-            (400, "ConflictException", Permanent),
-            (402, "ServiceQuotaExceededException", Permanent),
-            (403, "AccessDeniedException", Permanent),
-            (404, "ResourceNotFoundException", Permanent),
-            (400, "Http400", Permanent),
-            (403, "UnrecognizedClientException", Permanent),
+    fn verdict_table() {
+        const THROTTLED: Verdict = Verdict::Retry(Kind::Throttled);
+        const TRANSIENT: Verdict = Verdict::Retry(Kind::Transient);
+        const FINAL: Verdict = Verdict::NoRetry;
+        let table: &[(u16, &str, Verdict)] = &[
+            (400, "ThrottlingException", THROTTLED),
+            (400, "TooManyRequestsException", THROTTLED),
+            (400, "ProvisionedThroughputExceededException", THROTTLED),
+            (400, "RequestLimitExceeded", THROTTLED),
+            (400, "RequestThrottled", THROTTLED),
+            (400, "RequestThrottledException", THROTTLED),
+            (503, "SlowDown", THROTTLED),
+            (400, "Throttling", THROTTLED),
+            (429, "Http429", THROTTLED),
+            (429, "LimitExceededException", FINAL),
+            (400, "LimitExceededException", FINAL),
+            (500, "InternalServerException", TRANSIENT),
+            (500, "InternalServerError", TRANSIENT),
+            (500, "InternalFailure", TRANSIENT),
+            (503, "ServiceUnavailable", TRANSIENT),
+            (408, "RequestTimeout", TRANSIENT),
+            (400, "RequestTimeoutException", TRANSIENT),
+            (500, "Http500", TRANSIENT),
+            (502, "Http502", TRANSIENT),
+            (503, "Http503", TRANSIENT),
+            (504, "Http504", TRANSIENT),
+            (501, "Http501", FINAL),
+            (400, "ValidationException", FINAL),
+            (400, "ConflictException", FINAL),
+            (402, "ServiceQuotaExceededException", FINAL),
+            (403, "AccessDeniedException", FINAL),
+            (404, "ResourceNotFoundException", FINAL),
+            (400, "Http400", FINAL),
+            (403, "UnrecognizedClientException", FINAL),
         ];
         for (status, code, class) in table {
-            assert_eq!(err(*status, code).retry_class(), *class, "{status} {code}");
+            assert_eq!(err(*status, code).verdict(), *class, "{status} {code}");
         }
     }
 }

@@ -12,9 +12,10 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{parse_error, AwsError, RetryClass, MALFORMED_RESPONSE};
+use super::error::{parse_error, AwsError, MALFORMED_RESPONSE};
 use super::sign::json_request;
 use crate::edge::{HttpRequest, HttpResponse};
+use crate::retry::{Kind, Verdict};
 
 /// The SigV4 signing name (and endpoint prefix) of the service.
 pub const SIGNING_NAME: &str = "sms-voice";
@@ -319,11 +320,11 @@ const SETUP_CODES: &[&str] = &[
 pub fn classify(err: &AwsError) -> SendFailure {
     use SendFailure::*;
 
-    match err.retry_class() {
-        RetryClass::Throttling => return Throttled,
-        RetryClass::Transient => return ProviderUnavailable,
-        RetryClass::Permanent if err.status >= 500 => return ProviderUnavailable,
-        RetryClass::Permanent => {}
+    match err.verdict() {
+        Verdict::Retry(Kind::Throttled) => return Throttled,
+        Verdict::Retry(Kind::Transient) | Verdict::RetryAfter(_) => return ProviderUnavailable,
+        Verdict::NoRetry if err.status >= 500 => return ProviderUnavailable,
+        Verdict::NoRetry => {}
     }
     let reason = err.reason.as_deref().unwrap_or("");
     match err.code.as_str() {

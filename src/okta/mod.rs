@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
+use crate::retry::{self, Failed, Verdict};
 use assertion::{ClientKey, RsaSigner};
 
 /// Default scopes of the service app.
@@ -32,8 +33,16 @@ pub const CALL_TIMEOUT_MS: u64 = 10_000;
 /// Pages followed per listing, at most (a group of 1,000 pages of 1,000 members is beyond any org
 /// this Worker is meant for).
 pub const MAX_PAGES: usize = 1000;
-/// Tries per call for 5xx and network errors, and waits for a near rate-limit reset.
-const MAX_TRIES: u32 = 3;
+/// Retries of each call: 5xx, network errors and timeouts after 400 and 800 ms, and a 429 at its
+/// reset when that is within the client's `max_wait_ms`; three attempts in all.
+const RETRY: retry::Policy = retry::Policy {
+    attempts: 3,
+    backoff_ms: &[400, 800],
+    throttled_ms: &[400, 800],
+    jitter_ms: 0,
+    min_attempt_ms: 0,
+    max_wait_ms: 0,
+};
 
 /// How the Worker reaches the org's API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +79,8 @@ pub enum OktaError {
     /// An id that is not an Okta id ([`is_okta_id`]), refused before it reaches a URL path;
     /// nothing was sent. Names which id, never its value.
     InvalidId(&'static str),
+    /// Not sent: the invocation's subrequest budget is spent. A later invocation may succeed.
+    BudgetSpent,
 }
 
 impl OktaError {
@@ -81,12 +92,19 @@ impl OktaError {
             OktaError::Denied(_) => "OKTA_ACCESS_DENIED",
             OktaError::Malformed(_) => "OKTA_MALFORMED_RESPONSE",
             OktaError::InvalidId(_) => "OKTA_INVALID_ID",
+            OktaError::BudgetSpent => "SUBREQUEST_BUDGET_SPENT",
         }
     }
 
     /// Whether a later try may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, OktaError::RateLimited { .. } | OktaError::Unavailable(_) | OktaError::Malformed(_))
+        matches!(
+            self,
+            OktaError::RateLimited { .. }
+                | OktaError::Unavailable(_)
+                | OktaError::Malformed(_)
+                | OktaError::BudgetSpent
+        )
     }
 }
 
@@ -101,6 +119,7 @@ impl fmt::Display for OktaError {
             }
             OktaError::Malformed(what) => write!(f, "unexpected Okta answer: {what}"),
             OktaError::InvalidId(what) => write!(f, "Okta request not sent: the {what} is not an Okta id"),
+            OktaError::BudgetSpent => write!(f, "Okta request not sent: {}", crate::budget::SPENT),
         }
     }
 }
@@ -262,50 +281,37 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
             .unwrap_or(now + 1000)
     }
 
-    /// Sleeps until `reset_ms` when that is close enough; otherwise the error to return.
-    async fn wait_for(&self, reset_ms: u64) -> Result<(), OktaError> {
-        let wait = reset_ms.saturating_sub(self.clock.now_ms());
-        if wait > self.max_wait_ms {
-            return Err(OktaError::RateLimited { reset_ms });
-        }
-        self.clock.sleep(wait + 100).await;
-        Ok(())
-    }
-
-    /// Sends with retries on 5xx, network errors and near rate-limit resets. Any other answer
-    /// (2xx, 4xx) is returned as is.
+    /// Sends with retries on 5xx, network errors and timeouts, and waits for a rate-limit reset
+    /// within `max_wait_ms` ([`retry::run`]). Any other answer (2xx, 4xx) is returned as is.
     async fn send(&self, make: impl Fn() -> HttpRequest) -> Result<HttpResponse, OktaError> {
-        let mut last = String::new();
-        for attempt in 0..MAX_TRIES {
-            if attempt > 0 && !last.is_empty() {
-                self.clock.sleep(200 * (1 << attempt)).await;
-            }
+        let policy = retry::Policy { max_wait_ms: self.max_wait_ms, ..RETRY };
+        let tried = retry::run(&policy, self.clock, None, async |_| {
             self.count();
             let answer = self.http.send(make(), CALL_TIMEOUT_MS).await;
             if let Some(rate) = answer.as_ref().ok().and_then(RateLimit::of) {
                 self.rate.set(Some(rate));
             }
             match answer {
+                // 100 ms past the reset, so that Okta's window has turned.
                 Ok(r) if r.status == 429 => {
                     let reset = self.reset_ms(&r);
-                    self.wait_for(reset).await?;
-                    last.clear();
+                    Err(Failed::new(OktaError::RateLimited { reset_ms: reset }, Verdict::RetryAfter(reset + 100)))
                 }
-                Ok(r) if r.status >= 500 => last = format!("HTTP {}", r.status),
-                Ok(r) => return Ok(r),
-                Err(FetchError::Timeout) => last = "timeout".into(),
-                // Refused by the invocation's budget: a retry would be refused too.
-                Err(e) if e.to_string().contains(crate::budget::SPENT) => {
-                    return Err(OktaError::Unavailable(e.to_string()))
+                Ok(r) if r.status >= 500 => Err(Failed::new(
+                    OktaError::Unavailable(format!("HTTP {}", r.status)),
+                    Verdict::Retry(retry::Kind::Transient),
+                )),
+                Ok(r) => Ok(r),
+                Err(FetchError::BudgetSpent) => Err(Failed::last(OktaError::BudgetSpent)),
+                Err(e) => {
+                    let verdict = retry::after_fetch(&e, retry::Effect::Idempotent);
+                    let why = if e == FetchError::Timeout { "timeout".into() } else { e.to_string() };
+                    Err(Failed::new(OktaError::Unavailable(why), verdict))
                 }
-                Err(e) => last = e.to_string(),
             }
-        }
-        if last.is_empty() {
-            // Rate limited on every try, each reset near: report the latest one.
-            return Err(OktaError::RateLimited { reset_ms: self.clock.now_ms() + 1000 });
-        }
-        Err(OktaError::Unavailable(last))
+        })
+        .await;
+        tried.result.map_err(|(e, _)| e)
     }
 
     /// A valid access token: the cached one, or a new one from the token endpoint.

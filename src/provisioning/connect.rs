@@ -10,17 +10,27 @@ use std::fmt;
 use super::config::ConnectConfig;
 use super::mapping::Desired;
 use crate::aws::connect::{self as api, ConnectUser, NewUser, Search, UserSummary};
-use crate::aws::error::{AwsError, RetryClass};
+use crate::aws::error::AwsError;
 use crate::aws::sign::sign;
 use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
+use crate::retry::{self, Failed, Kind, Verdict};
 
 pub const MANAGED_TAG: &str = "managedBy";
 pub const MANAGED_VALUE: &str = "okta-edge-hooks";
 pub const OKTA_USER_TAG: &str = "oktaUserId";
 /// Each Connect call's timeout.
 pub const CALL_TIMEOUT_MS: u64 = 10_000;
-/// Tries per call for throttling, 5xx and network errors.
-const MAX_TRIES: u32 = 4;
+/// Retries of each call: throttling after 0.5, 1, 2 s, 5xx, network errors and timeouts after
+/// 0.2, 0.4, 0.8 s (each plus up to 97 ms of jitter); four attempts in all. A repeated
+/// `CreateUser` cannot create a second user: Connect usernames are unique.
+const RETRY: retry::Policy = retry::Policy {
+    attempts: 4,
+    backoff_ms: &[200, 400, 800],
+    throttled_ms: &[500, 1000, 2000],
+    jitter_ms: 97,
+    min_attempt_ms: 0,
+    max_wait_ms: 0,
+};
 /// Pages of a tag search, at most.
 const MAX_SEARCH_PAGES: usize = 400;
 
@@ -38,26 +48,29 @@ pub enum CallError {
     InvalidId(&'static str),
     /// A listing (this operation's) that did not end within [`MAX_SEARCH_PAGES`] pages.
     TooManyPages(&'static str),
+    /// Not sent: the invocation's subrequest budget is spent. A later invocation may succeed.
+    BudgetSpent,
 }
 
 impl CallError {
     pub fn is_transient(&self) -> bool {
         match self {
-            CallError::Aws(e) => e.retry_class() != RetryClass::Permanent,
-            CallError::Network(_) => true,
+            CallError::Aws(e) => e.verdict() != Verdict::NoRetry,
+            CallError::Network(_) | CallError::BudgetSpent => true,
             CallError::Sign(_) | CallError::InvalidId(_) | CallError::TooManyPages(_) => false,
         }
     }
 
     pub fn reason(&self) -> &'static str {
         match self {
-            CallError::Aws(e) if e.retry_class() == RetryClass::Throttling => "CONNECT_THROTTLED",
-            CallError::Aws(e) if e.retry_class() == RetryClass::Transient => "CONNECT_UNAVAILABLE",
+            CallError::Aws(e) if e.verdict() == Verdict::Retry(Kind::Throttled) => "CONNECT_THROTTLED",
+            CallError::Aws(e) if e.verdict() != Verdict::NoRetry => "CONNECT_UNAVAILABLE",
             CallError::Aws(_) => "CONNECT_REJECTED",
             CallError::Network(_) => "CONNECT_UNREACHABLE",
             CallError::Sign(_) => "CONNECT_SIGNING_FAILED",
             CallError::InvalidId(_) => "CONNECT_INVALID_ID",
             CallError::TooManyPages(_) => "CONNECT_LISTING_TOO_LONG",
+            CallError::BudgetSpent => "SUBREQUEST_BUDGET_SPENT",
         }
     }
 
@@ -77,6 +90,7 @@ impl fmt::Display for CallError {
             CallError::Sign(e) => write!(f, "Connect request not signed: {e}"),
             CallError::InvalidId(what) => write!(f, "Connect request not sent: the {what} is not a plain identifier"),
             CallError::TooManyPages(op) => write!(f, "Connect: more {op} pages than the bound ({MAX_SEARCH_PAGES})"),
+            CallError::BudgetSpent => write!(f, "Connect request not sent: {}", crate::budget::SPENT),
         }
     }
 }
@@ -186,37 +200,32 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
         self.last_call_ms.set(self.clock.now_ms());
     }
 
-    /// Signs and sends `req`, retrying throttling, 5xx and network errors with exponential
-    /// backoff. Returns any 2xx; a non-retryable error (or the last one) as `CallError`.
+    /// Signs and sends `req`, retrying throttling, 5xx and network errors ([`RETRY`]). Returns
+    /// any 2xx; a non-retryable error (or the last one) as `CallError`.
     async fn call(&self, req: HttpRequest) -> Result<HttpResponse, CallError> {
-        let mut last = CallError::Network("not sent".into());
-        for attempt in 0..MAX_TRIES {
-            if attempt > 0 {
-                let base = if matches!(&last, CallError::Aws(e) if e.retry_class() == RetryClass::Throttling) {
-                    500
-                } else {
-                    200
-                };
-                // A little jitter from the clock keeps concurrent consumers from retrying in step.
-                self.clock.sleep(base * (1 << (attempt - 1)) + self.clock.now_ms() % 97).await;
-            }
+        let tried = retry::run(&RETRY, self.clock, None, async |_| {
             self.pace().await;
             let mut signed = req.clone();
             sign(&mut signed, &self.cfg.aws, &self.cfg.region, api::SIGNING_NAME, self.clock.now_ms())
-                .map_err(|e| CallError::Sign(e.to_string()))?;
+                .map_err(|e| Failed::last(CallError::Sign(e.to_string())))?;
             self.calls.set(self.calls.get() + 1);
-            last = match self.http.send(signed, CALL_TIMEOUT_MS).await {
-                Ok(r) if (200..300).contains(&r.status) => return Ok(r),
-                Ok(r) => CallError::Aws(crate::aws::error::parse_error(&r)),
-                Err(FetchError::Timeout) => CallError::Network("timeout".into()),
-                Err(e) => CallError::Network(e.to_string()),
-            };
-            // Not transient, or refused by the invocation's budget (a retry would be refused too).
-            if !last.is_transient() || matches!(&last, CallError::Network(m) if m.contains(crate::budget::SPENT)) {
-                break;
+            match self.http.send(signed, CALL_TIMEOUT_MS).await {
+                Ok(r) if (200..300).contains(&r.status) => Ok(r),
+                Ok(r) => {
+                    let e = crate::aws::error::parse_error(&r);
+                    let verdict = e.verdict();
+                    Err(Failed::new(CallError::Aws(e), verdict))
+                }
+                Err(FetchError::BudgetSpent) => Err(Failed::last(CallError::BudgetSpent)),
+                Err(e) => {
+                    let verdict = retry::after_fetch(&e, retry::Effect::Idempotent);
+                    let why = if e == FetchError::Timeout { "timeout".into() } else { e.to_string() };
+                    Err(Failed::new(CallError::Network(why), verdict))
+                }
             }
-        }
-        Err(last)
+        })
+        .await;
+        tried.result.map_err(|(e, _)| e)
     }
 
     /// Users with exactly this username (compared case-sensitively here).

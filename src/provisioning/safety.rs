@@ -25,7 +25,7 @@ use crate::edge::{Clock, Durable, Http};
 use crate::guard::window::Window;
 use crate::ledger::{self, Reply, Request};
 use crate::okta::assertion::RsaSigner;
-use crate::okta::OktaApi;
+use crate::okta::{OktaApi, OktaError};
 
 /// How long a confirmation that the configured groups and apps exist is trusted.
 pub const SOURCES_TTL_MS: u64 = 60_000;
@@ -49,6 +49,9 @@ pub enum Held {
     BudgetSpent { max: u64, retry_after_ms: u64 },
     /// The budget's object did not answer.
     BudgetUnavailable(String),
+    /// A check could not be made in this invocation: its subrequest budget is spent. Nothing was
+    /// decided; the deletion goes on in the next invocation.
+    InvocationSpent,
 }
 
 impl Held {
@@ -58,6 +61,7 @@ impl Held {
             Held::SourceUnconfirmed(_) => "DELETION_HELD_SOURCE_UNCONFIRMED",
             Held::BudgetSpent { .. } => "DELETION_HELD_BUDGET_SPENT",
             Held::BudgetUnavailable(_) => "DELETION_HELD_BUDGET_UNAVAILABLE",
+            Held::InvocationSpent => "DELETION_HELD_INVOCATION_SPENT",
         }
     }
 
@@ -65,7 +69,7 @@ impl Held {
     pub fn retry_after_ms(&self) -> u64 {
         match self {
             Held::BudgetSpent { retry_after_ms, .. } => (*retry_after_ms).max(1000),
-            Held::BudgetUnavailable(_) => 60_000,
+            Held::BudgetUnavailable(_) | Held::InvocationSpent => 60_000,
             Held::SourceMissing(_) | Held::SourceUnconfirmed(_) => SOURCE_RETRY_MS,
         }
     }
@@ -87,6 +91,7 @@ impl fmt::Display for Held {
                 retry_after_ms.div_ceil(1000)
             ),
             Held::BudgetUnavailable(e) => write!(f, "the deletion budget could not be checked: {e}"),
+            Held::InvocationSpent => f.write_str(crate::budget::SPENT),
         }
     }
 }
@@ -127,6 +132,7 @@ pub async fn confirm_sources<H: Http, C: Clock, S: RsaSigner>(
         match okta.group_exists(g).await {
             Ok(true) => {}
             Ok(false) => return Err(Held::SourceMissing(format!("OKTA_CONNECT_GROUP_IDS group {g}"))),
+            Err(OktaError::BudgetSpent) => return Err(Held::InvocationSpent),
             Err(e) => return Err(Held::SourceUnconfirmed(e.to_string())),
         }
     }
@@ -134,6 +140,7 @@ pub async fn confirm_sources<H: Http, C: Clock, S: RsaSigner>(
         match okta.app_exists(a).await {
             Ok(true) => {}
             Ok(false) => return Err(Held::SourceMissing(format!("OKTA_CONNECT_APP_IDS app {a}"))),
+            Err(OktaError::BudgetSpent) => return Err(Held::InvocationSpent),
             Err(e) => return Err(Held::SourceUnconfirmed(e.to_string())),
         }
     }
@@ -151,7 +158,8 @@ pub async fn take_budget<D: Durable>(ledger: &D, max: u64) -> Result<(), Held> {
         Ok(Reply::Counted) => Ok(()),
         Ok(Reply::Limited { limit }) => Err(Held::BudgetSpent { max, retry_after_ms: limit.retry_after_ms }),
         Ok(_) => Err(Held::BudgetUnavailable("an unexpected reply".into())),
-        Err(e) => Err(Held::BudgetUnavailable(e)),
+        Err(ledger::CallError::BudgetSpent) => Err(Held::InvocationSpent),
+        Err(e) => Err(Held::BudgetUnavailable(e.to_string())),
     }
 }
 

@@ -38,11 +38,11 @@ use serde_json::Value;
 use self::config::SyncConfig;
 use self::items::{Entry, Format};
 use crate::aws::dynamodb::{self, Item, ScanInput, ScanOutput};
-use crate::aws::error::RetryClass;
 use crate::aws::sign;
-use crate::budget::{self, Budget, Metered};
+use crate::budget::{Budget, Metered};
 use crate::edge::{Clock, FetchError, Http, Kv, KvError};
 use crate::locale::Locale;
+use crate::retry::{self, Effect, Failed, Stop, Verdict};
 use crate::template::store::{set_key, Pointer, CURRENT_KEY};
 use crate::template::{Channel, LocaleTemplates, Template, TemplateSet};
 
@@ -56,11 +56,19 @@ pub const QUIET_RECORD_INTERVAL_MS: u64 = 3_600_000;
 pub const RUN_BUDGET_MS: u64 = 120_000;
 /// Timeout of one Scan request.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// Attempts per page: throttling, 5xx and network errors are retried (a Scan changes nothing).
+/// Attempts per page: throttling, 5xx, network errors and timeouts are retried (a Scan changes
+/// nothing).
 pub const MAX_ATTEMPTS: u32 = 4;
-const BACKOFF_MS: [u64; 3] = [100, 400, 1600];
 /// An attempt is not started with less time than this left.
 const MIN_ATTEMPT_MS: u64 = 500;
+const RETRY: retry::Policy = retry::Policy {
+    attempts: MAX_ATTEMPTS,
+    backoff_ms: &[100, 400, 1600],
+    throttled_ms: &[100, 400, 1600],
+    jitter_ms: 0,
+    min_attempt_ms: MIN_ATTEMPT_MS,
+    max_wait_ms: 0,
+};
 /// Invalid items and removed templates listed in a report (the counts are complete).
 pub const MAX_LISTED: usize = 20;
 
@@ -303,49 +311,38 @@ async fn scan_page<H: Http, C: Clock>(
     report: &mut SyncReport,
 ) -> Result<ScanOutput, String> {
     let page = report.dynamodb_pages + 1;
-    for attempt in 1..=MAX_ATTEMPTS {
+    let tried = retry::run(&RETRY, clock, Some(deadline_ms), async |n| {
+        report.dynamodb_retries += u32::from(n > 1);
         let now = clock.now_ms();
         let left = deadline_ms.saturating_sub(now);
         if left < MIN_ATTEMPT_MS {
-            return Err(format!("the run took longer than {} s (at page {page})", RUN_BUDGET_MS / 1000));
+            return Err(Failed::last(format!("the run took longer than {} s (at page {page})", RUN_BUDGET_MS / 1000)));
         }
         let mut req = dynamodb::scan(&cfg.endpoint, input);
         sign::sign(&mut req, &cfg.aws, &cfg.region, dynamodb::SIGNING_NAME, now)
-            .map_err(|e| format!("DynamoDB Scan: {e}"))?;
+            .map_err(|e| Failed::last(format!("DynamoDB Scan: {e}")))?;
         report.dynamodb_requests += 1;
-        let failure = match http.send(req, left.min(REQUEST_TIMEOUT_MS)).await {
-            Ok(resp) => match dynamodb::parse_scan(&resp) {
-                Ok(page) => return Ok(page),
-                Err(e) => {
-                    let text = describe(&e);
-                    if e.retry_class() == RetryClass::Permanent {
-                        return Err(format!("DynamoDB Scan page {page}: {text}"));
-                    }
-                    text
-                }
-            },
+        match http.send(req, left.min(REQUEST_TIMEOUT_MS)).await {
+            Ok(resp) => dynamodb::parse_scan(&resp).map_err(|e| match e.verdict() {
+                Verdict::NoRetry => Failed::last(format!("DynamoDB Scan page {page}: {}", describe(&e))),
+                verdict => Failed::new(describe(&e), verdict),
+            }),
             Err(FetchError::BodyTooLarge) => {
-                return Err(format!("DynamoDB Scan page {page}: the answer exceeds the size limit"));
+                Err(Failed::last(format!("DynamoDB Scan page {page}: the answer exceeds the size limit")))
             }
-            Err(FetchError::Network(e)) if e == budget::SPENT => {
-                return Err(format!(
-                    "DynamoDB Scan page {page}: the run needs more than WORKER_SUBREQUEST_BUDGET ({}) requests; raise SYNC_PAGE_SIZE (now {}, up to 1000) or the budget: nothing published",
-                    cfg.subrequest_budget, cfg.page_size
-                ));
-            }
-            Err(e) => e.to_string(),
-        };
-        if attempt == MAX_ATTEMPTS {
-            return Err(format!("DynamoDB Scan page {page}: {failure} (after {attempt} attempts)"));
+            Err(FetchError::BudgetSpent) => Err(Failed::last(format!(
+                "DynamoDB Scan page {page}: the run needs more than WORKER_SUBREQUEST_BUDGET ({}) requests; raise SYNC_PAGE_SIZE (now {}, up to 1000) or the budget: nothing published",
+                cfg.subrequest_budget, cfg.page_size
+            ))),
+            Err(e) => Err(Failed::new(e.to_string(), retry::after_fetch(&e, Effect::Idempotent))),
         }
-        let backoff = BACKOFF_MS[(attempt as usize - 1).min(BACKOFF_MS.len() - 1)];
-        if clock.now_ms() + backoff + MIN_ATTEMPT_MS > deadline_ms {
-            return Err(format!("DynamoDB Scan page {page}: {failure} (no time left to retry)"));
-        }
-        report.dynamodb_retries += 1;
-        clock.sleep(backoff).await;
-    }
-    unreachable!("the last attempt returns")
+    })
+    .await;
+    tried.result.map_err(|(failure, stop)| match stop {
+        Stop::Exhausted => format!("DynamoDB Scan page {page}: {failure} (after {} attempts)", tried.attempts),
+        Stop::NoTime | Stop::TooFar(_) => format!("DynamoDB Scan page {page}: {failure} (no time left to retry)"),
+        Stop::Final => failure,
+    })
 }
 
 /// `Code (HTTP 400): message`, the message cut short (DynamoDB's carry no personal data).

@@ -6,18 +6,26 @@
 
 use std::collections::BTreeMap;
 
-use crate::aws::error::RetryClass;
 use crate::aws::messaging::{self, SendFailure, SendTextMessage, SendVoiceMessage};
 use crate::aws::{sign, Credentials};
 use crate::config::MessagingConfig;
 use crate::edge::{Clock, FetchError, Http, HttpRequest};
+use crate::retry::{self, Effect, Failed};
 
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Time kept back from the deadline to build and send the answer.
 pub const ANSWER_MARGIN_MS: u64 = 100;
 /// An attempt is not started with less time than this left.
 const MIN_ATTEMPT_MS: u64 = 150;
-const BACKOFF_MS: [u64; 2] = [40, 120];
+/// Retries within Okta's 3 s: after 40 and 120 ms, only while a whole attempt still fits.
+const RETRY: retry::Policy = retry::Policy {
+    attempts: MAX_ATTEMPTS,
+    backoff_ms: &[40, 120],
+    throttled_ms: &[40, 120],
+    jitter_ms: 0,
+    min_attempt_ms: MIN_ATTEMPT_MS,
+    max_wait_ms: 0,
+};
 
 /// What to send.
 pub struct Message<'a> {
@@ -94,46 +102,49 @@ pub async fn send<H: Http, C: Clock>(
     deadline_ms: u64,
 ) -> Result<Delivered, NotDelivered> {
     let unsigned = build_request(cfg, msg).map_err(|failure| NotDelivered { failure, attempts: 0 })?;
-    let mut attempts = 0;
-    loop {
+    // The answer's margin is kept out of every attempt and pause.
+    let deadline = deadline_ms.saturating_sub(ANSWER_MARGIN_MS);
+    let tried = retry::run(&RETRY, clock, Some(deadline), async |_| {
         let now = clock.now_ms();
-        let budget = deadline_ms.saturating_sub(now).saturating_sub(ANSWER_MARGIN_MS);
+        let budget = deadline.saturating_sub(now);
         if budget < MIN_ATTEMPT_MS {
-            return Err(NotDelivered { failure: Failure::Timeout, attempts });
+            return Err(Failed::last((Failure::Timeout, false)));
         }
         let mut req = unsigned.clone();
         sign::sign(&mut req, creds, &cfg.region, messaging::SIGNING_NAME, now)
-            .map_err(|e| NotDelivered { failure: Failure::Signing(e.to_string()), attempts })?;
-        attempts += 1;
-        let retry_after_this = match http.send(req, budget).await {
+            .map_err(|e| Failed::last((Failure::Signing(e.to_string()), false)))?;
+        match http.send(req, budget).await {
             Ok(resp) => match messaging::parse_message_id(&resp) {
-                Ok(message_id) => return Ok(Delivered { message_id, attempts }),
+                Ok(message_id) => Ok(message_id),
                 // A 2xx without a MessageId was accepted as far as we know: never resend.
                 Err(err) if (200..300).contains(&resp.status) => {
-                    return Err(NotDelivered { failure: Failure::Unconfirmed(err.to_string()), attempts })
+                    Err(Failed::last((Failure::Unconfirmed(err.to_string()), true)))
                 }
                 Err(err) => {
-                    let failure = Failure::Refused(messaging::classify(&err), err.to_string());
-                    if err.retry_class() == RetryClass::Permanent {
-                        return Err(NotDelivered { failure, attempts });
-                    }
-                    failure
+                    let verdict = err.verdict();
+                    Err(Failed::new((Failure::Refused(messaging::classify(&err), err.to_string()), true), verdict))
                 }
             },
-            Err(FetchError::Timeout) => return Err(NotDelivered { failure: Failure::Timeout, attempts }),
-            Err(FetchError::Network(e)) => Failure::Refused(SendFailure::ProviderUnavailable, format!("network: {e}")),
+            Err(FetchError::Timeout) => Err(Failed::last((Failure::Timeout, true))),
             Err(FetchError::BodyTooLarge) => {
-                return Err(NotDelivered { failure: Failure::Unconfirmed("oversized response".into()), attempts })
+                Err(Failed::last((Failure::Unconfirmed("oversized response".into()), true)))
             }
-        };
-        if attempts >= MAX_ATTEMPTS {
-            return Err(NotDelivered { failure: retry_after_this, attempts });
+            Err(e @ (FetchError::Network(_) | FetchError::BudgetSpent)) => {
+                let verdict = retry::after_fetch(&e, Effect::Send);
+                let why = match &e {
+                    FetchError::Network(n) => format!("network: {n}"),
+                    other => other.to_string(),
+                };
+                Err(Failed::new((Failure::Refused(SendFailure::ProviderUnavailable, why), true), verdict))
+            }
         }
-        let pause = BACKOFF_MS[(attempts as usize - 1).min(BACKOFF_MS.len() - 1)];
-        if clock.now_ms() + pause + MIN_ATTEMPT_MS + ANSWER_MARGIN_MS > deadline_ms {
-            return Err(NotDelivered { failure: retry_after_this, attempts });
-        }
-        clock.sleep(pause).await;
+    })
+    .await;
+    // An attempt counts once it was signed and handed to `fetch`.
+    let sent = |sent: bool| tried.attempts - u32::from(!sent);
+    match tried.result {
+        Ok(message_id) => Ok(Delivered { message_id, attempts: tried.attempts }),
+        Err(((failure, was_sent), _)) => Err(NotDelivered { failure, attempts: sent(was_sent) }),
     }
 }
 

@@ -313,7 +313,7 @@ where
                 over = over.or(Some(check));
             }
             Ok(other) => unavailable = Some(format!("unexpected reply {other:?}")),
-            Err(e) => unavailable = Some(e),
+            Err(e) => unavailable = Some(e.to_string()),
         }
     }
     if let Some(check) = over {

@@ -122,7 +122,7 @@ pub async fn claim<D: Durable, C: Clock>(
         Ok(Reply::InFlight) => Claim::InFlight,
         Ok(Reply::Unknown) => Claim::Unknown,
         Ok(other) => Claim::Unavailable(format!("unexpected reply {other:?}")),
-        Err(e) => Claim::Unavailable(e),
+        Err(e) => Claim::Unavailable(e.to_string()),
     }
 }
 
@@ -140,7 +140,7 @@ pub async fn settle<D: Durable, C: Clock>(
         answer: Stored { status: answer.status, body: answer.body.clone() },
         ttl_s: ticket.ttl_s,
     };
-    match call(ledger, &ticket.object, &request, timeout).await? {
+    match call(ledger, &ticket.object, &request, timeout).await.map_err(|e| e.to_string())? {
         Reply::Ok => Ok(()),
         other => Err(format!("unexpected reply {other:?}")),
     }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::{entry, plan, Action, ChangeEntry, ChangeResult, Planned, ReconcileReport, Trigger};
 use crate::admin::{refuse, AdminSecret, Handled};
 use crate::aws::connect::{ConnectUser, UserSummary};
-use crate::budget::{self, Budget};
+use crate::budget::{Budget, Spent};
 use crate::edge::{Clock, Durable, Http};
 use crate::ledger::StoreError;
 use crate::okta::assertion::RsaSigner;
@@ -386,15 +386,11 @@ enum Flow {
     Finished(Option<String>),
 }
 
-fn spent(e: &impl std::fmt::Display) -> bool {
-    e.to_string().contains(budget::SPENT)
-}
-
 /// A listing call's failure: retried later when it may pass, else the run fails unchanged.
 fn listing_failed(job: &mut Job, now_ms: u64, side: &str, e: ListingError) -> Flow {
     match e {
-        ListingError::Okta(e) if spent(&e) => Flow::Yield,
-        ListingError::Connect(e) if spent(&e) => Flow::Yield,
+        ListingError::Okta(e) if e.budget_spent() => Flow::Yield,
+        ListingError::Connect(e) if e.budget_spent() => Flow::Yield,
         ListingError::Okta(OktaError::RateLimited { reset_ms }) => {
             okta_reset(job, now_ms, reset_ms, "OKTA_RATE_LIMITED")
         }
@@ -759,7 +755,7 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
     macro_rules! failed {
         ($err:expr) => {{
             let err = $err;
-            if spent(&err) {
+            if err.budget_spent() {
                 return Ok(Applied::Stop(Flow::Yield));
             }
             Err(format!("{}: {err}", err.reason()))
@@ -814,7 +810,7 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
                             .is_ok_and(|d| d.username == username)
                     }
                     Ok(None) => false,
-                    Err(err) if spent(&err) => return Ok(Applied::Stop(Flow::Yield)),
+                    Err(err) if err.budget_spent() => return Ok(Applied::Stop(Flow::Yield)),
                     Err(OktaError::RateLimited { reset_ms }) => {
                         return Ok(Applied::Stop(okta_reset(job, now, reset_ms, "OKTA_RATE_LIMITED")))
                     }
@@ -829,9 +825,7 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
             }
             alive!();
             match gate.allow().await {
-                Err(Held::BudgetUnavailable(why) | Held::SourceUnconfirmed(why)) if why.contains(budget::SPENT) => {
-                    return Ok(Applied::Stop(Flow::Yield))
-                }
+                Err(Held::InvocationSpent) => return Ok(Applied::Stop(Flow::Yield)),
                 // Okta could not say whether the sources exist: this deletion waits, the others too.
                 Err(h @ Held::SourceUnconfirmed(_)) if job.failures + 1 < MAX_STEP_FAILURES => {
                     return Ok(Applied::Stop(backoff(job, now, format!("{}: {h}", h.reason()))));
@@ -861,7 +855,7 @@ async fn apply<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
             // (or any other tool's `managedBy`) and still holds the username.
             let fresh = match connect.find_by_username(&desired.username).await {
                 Ok(found) => found,
-                Err(err) if spent(&err) => return Ok(Applied::Stop(Flow::Yield)),
+                Err(err) if err.budget_spent() => return Ok(Applied::Stop(Flow::Yield)),
                 Err(err) => {
                     job.report.failed += 1;
                     (e.result, e.reason) = (ChangeResult::Failed, Some(format!("{}: {err}", err.reason())));
