@@ -8,21 +8,11 @@ use std::cell::Cell;
 use std::fmt;
 
 use crate::auth::{jwt, secret, AuthError};
+use crate::http::{self, Answer, Handled};
 use crate::settings::{bad, getter, ConfigError, Source};
-use crate::telephony::answer::{self, Answer};
 
 /// `ADMIN_SECRET` is at least this long.
 pub const MIN_ADMIN_SECRET_CHARS: usize = 24;
-
-/// What the shell does with one admin request or cron tick.
-#[derive(Debug)]
-pub struct Handled {
-    pub answer: Answer,
-    /// The report's log line, when a sync ran.
-    pub log: Option<String>,
-    /// Lines operators must see.
-    pub alerts: Vec<String>,
-}
 
 /// What started a long admin job (the template sync, the reconciliation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,11 +89,11 @@ impl fmt::Debug for AdminSecret {
 /// The answer to an admin request that may not proceed: admin endpoints off or misconfigured,
 /// or a wrong or missing `Authorization: Bearer <ADMIN_SECRET>`. `None`: authorized.
 pub fn refuse(authorization: Option<&str>, admin: Result<Option<AdminSecret>, ConfigError>) -> Option<Handled> {
-    let plain = |answer: Answer| Handled { answer, log: None, alerts: vec![] };
+    let plain = |answer: Answer| Handled::plain(answer);
     let secret = match admin {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return Some(plain(answer::plain_error(
+            return Some(plain(http::plain_error(
                 503,
                 "The admin endpoints are off (ADMIN_SECRET is not set)",
                 "ADMIN_DISABLED",
@@ -111,7 +101,7 @@ pub fn refuse(authorization: Option<&str>, admin: Result<Option<AdminSecret>, Co
         }
         Err(e) => {
             return Some(Handled {
-                answer: answer::plain_error(503, "The admin endpoints are misconfigured", "ADMIN_MISCONFIGURED"),
+                answer: http::plain_error(503, "The admin endpoints are misconfigured", "ADMIN_MISCONFIGURED"),
                 log: None,
                 alerts: vec![format!("admin endpoints: {e}")],
             })
@@ -123,7 +113,7 @@ pub fn refuse(authorization: Option<&str>, admin: Result<Option<AdminSecret>, Co
             AuthError::MissingCredentials => "no Authorization header",
             _ => "the Authorization header is not `Bearer <token>`",
         };
-        return Some(plain(answer::unauthorized(401, detail, e.reason(), "Authorization")));
+        return Some(plain(http::unauthorized(401, detail, e.reason(), "Authorization")));
     }
     None
 }

@@ -102,9 +102,9 @@ impl Spent for crate::okta::OktaError {
     }
 }
 
-impl Spent for crate::provisioning::connect::CallError {
+impl Spent for crate::provisioning::client::CallError {
     fn budget_spent(&self) -> bool {
-        *self == crate::provisioning::connect::CallError::BudgetSpent
+        *self == crate::provisioning::client::CallError::BudgetSpent
     }
 }
 

@@ -8,7 +8,6 @@ pub mod admin;
 pub mod auth;
 pub mod aws;
 pub mod budget;
-pub mod config;
 pub mod edge;
 pub mod events;
 pub mod guard;

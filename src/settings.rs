@@ -4,7 +4,7 @@
 //! setting), and one check per shared kind of value: whole numbers, comma lists, URLs, AWS
 //! endpoints, AWS regions, HTTP header names and the Worker's AWS keys.
 //!
-//! Each feature parses its own settings with these (`crate::config` the telephony hook's,
+//! Each feature parses its own settings with these (`crate::telephony::config` the telephony hook's,
 //! `crate::sync::config`, `crate::events::config`, `crate::provisioning::config`,
 //! `crate::guard::config`, `crate::admin`); none of them re-implements a check found here, so
 //! a value is accepted, and refused with the same words, wherever it is read.

@@ -222,7 +222,7 @@ pub mod issuer {
     use serde_json::{json, Value};
 
     use super::{json_response, ScriptedHttp};
-    use crate::config::OAuthConfig;
+    use crate::telephony::config::OAuthConfig;
 
     pub const ISSUER: &str = "https://example.okta.com/oauth2/aus1";
     pub const JWKS_URL: &str = "https://example.okta.com/oauth2/aus1/v1/keys";

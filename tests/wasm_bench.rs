@@ -31,8 +31,8 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
 
 use okta_edge_hooks::auth::rs256::{PureRust, Rs256, RsaJwk};
-use okta_edge_hooks::config::Config;
 use okta_edge_hooks::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
+use okta_edge_hooks::telephony::config::Config;
 use okta_edge_hooks::telephony::{handle, Edge, Isolate, Outcome};
 use okta_edge_hooks::template::store::{set_key, Pointer, CURRENT_KEY};
 use okta_edge_hooks::template::{LocaleTemplates, TemplateSet};

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use super::jwks::JwksCache;
 use super::rs256::Rs256;
 use super::AuthError;
-use crate::config::OAuthConfig;
 use crate::edge::{Clock, Http};
+use crate::telephony::config::OAuthConfig;
 
 /// Larger tokens are refused before decoding. Okta access tokens are ~1 KB.
 pub const MAX_TOKEN_BYTES: usize = 8192;

@@ -24,7 +24,7 @@ struct Env {
     jwks: JwksCache<<PureRust as super::rs256::Rs256>::Key>,
     tokens: TokenCache,
     served: issuer::Jwks,
-    cfg: crate::config::OAuthConfig,
+    cfg: crate::telephony::config::OAuthConfig,
 }
 
 fn env() -> Env {

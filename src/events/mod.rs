@@ -6,7 +6,7 @@
 //! failed) makes it retry the delivery once.
 
 pub mod config;
-pub mod delivery;
+pub mod parse;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -17,16 +17,17 @@ use serde::Serialize;
 
 use crate::auth::secret;
 use crate::edge::{queue_batches as batches, Kv, Queue, QUEUE_BATCH};
-use crate::telephony::answer::{self, Answer};
-use crate::telephony::BodyError;
+use crate::http::BodyError;
+use crate::http::{self, Answer, Handled};
+use crate::provisioning::message::{self, QueueMessage};
 use config::EventsConfig;
-use delivery::{ParseError, QueueMessage};
+use parse::ParseError;
 
 /// A verification challenge longer than this is refused.
 pub const MAX_CHALLENGE_LEN: usize = 1024;
 /// How long a `events/seen/<uuid>` record lives in `HOOK_STATE` (Okta retries within hours).
 pub const SEEN_TTL_S: u64 = 7 * 24 * 3600;
-/// More fresh relevant events than this are packed into bulk messages (see [`delivery::pack`]),
+/// More fresh relevant events than this are packed into bulk messages (see [`message::pack`]),
 /// so that any delivery takes a handful of queue sends.
 pub const SINGLE_MESSAGES_MAX: usize = QUEUE_BATCH;
 /// KV look-ups and records per delivery are bounded (Workers allow 1,000 KV operations per
@@ -60,25 +61,18 @@ impl Seen {
 /// `GET /okta/events`: Okta's one-time verification echoes `X-Okta-Verification-Challenge`.
 pub fn verification(challenge: Option<&str>) -> Answer {
     match challenge {
-        None | Some("") => answer::plain_error(400, "Missing X-Okta-Verification-Challenge", "MISSING_CHALLENGE"),
+        None | Some("") => http::plain_error(400, "Missing X-Okta-Verification-Challenge", "MISSING_CHALLENGE"),
         Some(c) if c.len() > MAX_CHALLENGE_LEN => {
-            answer::plain_error(400, "X-Okta-Verification-Challenge is too long", "CHALLENGE_TOO_LONG")
+            http::plain_error(400, "X-Okta-Verification-Challenge is too long", "CHALLENGE_TOO_LONG")
         }
         Some(c) => Answer { status: 200, body: serde_json::json!({ "verification": c }).to_string() },
     }
 }
 
-/// What the shell answers and logs.
-#[derive(Debug)]
-pub struct Handled {
-    pub answer: Answer,
-    pub log: String,
-}
-
 /// The one log line per delivery: counts and a reason, never headers, bodies or secrets.
 #[derive(Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct LogLine {
+struct DeliveryLog {
     msg: &'static str,
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,15 +95,15 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-impl LogLine {
+impl DeliveryLog {
     fn finish(mut self, answer: Answer) -> Handled {
         self.status = answer.status;
-        Handled { answer, log: serde_json::to_string(&self).expect("plain fields") }
+        Handled { answer, log: Some(serde_json::to_string(&self).expect("plain fields")), alerts: vec![] }
     }
 }
 
 /// `POST /okta/events`. `presented` is the configured auth header's value; `read_body` is
-/// called only after authentication succeeded and must enforce [`delivery::MAX_BODY_BYTES`].
+/// called only after authentication succeeded and must enforce [`parse::MAX_BODY_BYTES`].
 pub async fn handle<B, Fut>(
     cfg: &EventsConfig,
     seen: &Seen,
@@ -122,10 +116,10 @@ where
     B: FnOnce() -> Fut,
     Fut: Future<Output = Result<Vec<u8>, BodyError>>,
 {
-    let mut log = LogLine { msg: "okta event hook", ..LogLine::default() };
+    let mut log = DeliveryLog { msg: "okta event hook", ..DeliveryLog::default() };
     if let Err(e) = secret::check(presented, &cfg.secret) {
         log.reason = Some(e.reason());
-        return log.finish(answer::unauthorized(
+        return log.finish(http::unauthorized(
             401,
             "Missing or invalid event hook secret",
             e.reason(),
@@ -136,14 +130,14 @@ where
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             log.reason = Some("BODY_TOO_LARGE");
-            return log.finish(answer::plain_error(413, "The delivery is larger than 32 MiB", "BODY_TOO_LARGE"));
+            return log.finish(http::plain_error(413, "The delivery is larger than 32 MiB", "BODY_TOO_LARGE"));
         }
         Err(BodyError::Unreadable) => {
             log.reason = Some("BODY_UNREADABLE");
-            return log.finish(answer::plain_error(400, "The body could not be read", "BODY_UNREADABLE"));
+            return log.finish(http::plain_error(400, "The body could not be read", "BODY_UNREADABLE"));
         }
     };
-    let parsed = match delivery::parse(&body, cfg) {
+    let parsed = match parse::parse(&body, cfg) {
         Ok(p) => p,
         Err(e) => {
             log.reason = Some(e.reason());
@@ -152,7 +146,7 @@ where
                 ParseError::WrongType => "Not an Okta event hook delivery",
             };
             log.error = Some(e.to_string());
-            return log.finish(answer::plain_error(400, summary, e.reason()));
+            return log.finish(http::plain_error(400, summary, e.reason()));
         }
     };
     log.event_id = parsed.event_id.map(|id| id.chars().take(64).collect());
@@ -181,7 +175,7 @@ where
     log.duplicates = log.relevant - to_send.len();
 
     // One message per event, or (a large delivery) bulk messages of many users each.
-    let packed = (to_send.len() > SINGLE_MESSAGES_MAX).then(|| delivery::pack(&to_send));
+    let packed = (to_send.len() > SINGLE_MESSAGES_MAX).then(|| message::pack(&to_send));
     let texts: Vec<String> = match &packed {
         Some(bulk) => bulk.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect(),
         None => to_send.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect(),
@@ -216,7 +210,7 @@ where
     if let Some(e) = failure {
         log.reason = Some("ENQUEUE_FAILED");
         log.error = Some(e.to_string());
-        return log.finish(answer::plain_error(503, "Could not enqueue the events; please retry", "ENQUEUE_FAILED"));
+        return log.finish(http::plain_error(503, "Could not enqueue the events; please retry", "ENQUEUE_FAILED"));
     }
     log.finish(Answer { status: 200, body: String::new() })
 }

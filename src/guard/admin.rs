@@ -13,12 +13,14 @@ use serde_json::json;
 
 use super::config::GuardConfig;
 use super::{prefix_objects, shards_for, windows_for, KeyKind, Tripped, ENROLLMENT, STATUS_OBJECT};
-use crate::admin::{refuse, AdminSecret, Handled};
+use crate::admin::{refuse, AdminSecret};
 use crate::edge::Durable;
+use crate::http::Handled;
+use crate::http::{self, Answer};
 use crate::ledger::{Reply, Request};
 use crate::phone::E164;
 use crate::settings::ConfigError;
-use crate::telephony::answer::{self, Answer};
+use crate::telephony::answer;
 use crate::telephony::replay;
 
 const CALL_TIMEOUT_MS: u64 = 2_000;
@@ -27,7 +29,7 @@ const MAX_BODY_BYTES: usize = 1024;
 const TOP: usize = 50;
 
 fn plain(answer: Answer) -> Handled {
-    Handled { answer, log: None, alerts: vec![] }
+    Handled::plain(answer)
 }
 
 fn ok(body: serde_json::Value) -> Handled {
@@ -47,7 +49,7 @@ pub async fn status<D: Durable>(
     let stored = match crate::ledger::call(ledger, STATUS_OBJECT, &Request::Counters, CALL_TIMEOUT_MS).await {
         Ok(Reply::Counters { counters }) => counters,
         Ok(_) | Err(_) => {
-            return plain(answer::plain_error(503, "The guard's status object did not answer", "GUARD_UNAVAILABLE"))
+            return plain(http::plain_error(503, "The guard's status object did not answer", "GUARD_UNAVAILABLE"))
         }
     };
     let mut totals = std::collections::BTreeMap::<String, u64>::new();
@@ -120,7 +122,7 @@ pub async fn release<D: Durable>(
     for object in &objects {
         match crate::ledger::call(ledger, object, &Request::Release, CALL_TIMEOUT_MS).await {
             Ok(Reply::Ok) => tripped.forget(object),
-            _ => return plain(answer::plain_error(503, "A guard object did not answer", "GUARD_UNAVAILABLE")),
+            _ => return plain(http::plain_error(503, "A guard object did not answer", "GUARD_UNAVAILABLE")),
         }
     }
     let line = json!({"msg": "guard-release", "kind": kind.as_str(), "key": shown, "objects": objects.len()});

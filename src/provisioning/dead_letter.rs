@@ -22,12 +22,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::admin::{refuse, AdminSecret, Handled};
+use crate::admin::{refuse, AdminSecret};
 use crate::edge::{queue_batches, KvError, KvList, Queue};
-use crate::events::delivery::QueueMessage;
+use crate::http::Handled;
+use crate::http::{self, Answer};
 use crate::okta::is_okta_id;
+use crate::provisioning::message::QueueMessage;
 use crate::settings::ConfigError;
-use crate::telephony::answer::{self, Answer};
 
 /// The KV prefix of the records.
 pub const PREFIX: &str = "dead-letters/";
@@ -295,12 +296,12 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 }
 
 fn plain(answer: Answer) -> Handled {
-    Handled { answer, log: None, alerts: vec![] }
+    Handled::plain(answer)
 }
 
 fn kv_unavailable(what: &str, e: &KvError) -> Handled {
     Handled {
-        answer: answer::plain_error(503, "The dead letters could not be read from KV", "KV_UNAVAILABLE"),
+        answer: http::plain_error(503, "The dead letters could not be read from KV", "KV_UNAVAILABLE"),
         log: None,
         alerts: vec![format!("{what}: {e}")],
     }
@@ -333,7 +334,7 @@ pub async fn list<K: KvList>(
     }
     if let Some(id) = query_param(url, "id") {
         if !valid_id(&id) {
-            return plain(answer::plain_error(400, "`id` is not a dead-letter id", "INVALID_ID"));
+            return plain(http::plain_error(400, "`id` is not a dead-letter id", "INVALID_ID"));
         }
         return match kv.get(&format!("{PREFIX}{id}"), None).await {
             Ok(Some(v)) => {
@@ -343,7 +344,7 @@ pub async fn list<K: KvList>(
                 }
                 plain(Answer { status: 200, body: record.to_string() })
             }
-            Ok(None) => plain(answer::plain_error(404, "No such dead letter (redriven, or expired)", "NOT_FOUND")),
+            Ok(None) => plain(http::plain_error(404, "No such dead letter (redriven, or expired)", "NOT_FOUND")),
             Err(e) => kv_unavailable("dead letters: read", &e),
         };
     }
@@ -351,7 +352,7 @@ pub async fn list<K: KvList>(
         None => DEFAULT_LIST_LIMIT,
         Some(Ok(n)) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
         Some(_) => {
-            return plain(answer::plain_error(400, &format!("`limit` must be 1-{MAX_LIST_LIMIT}"), "INVALID_LIMIT"))
+            return plain(http::plain_error(400, &format!("`limit` must be 1-{MAX_LIST_LIMIT}"), "INVALID_LIMIT"))
         }
     };
     let (keys, complete) = match list_keys(kv).await {
@@ -402,7 +403,7 @@ pub async fn redrive<K: KvList, Q: Queue>(
         match parsed.map(serde_json::from_value::<RedriveRequest>) {
             Some(Ok(r)) => r.ids,
             _ => {
-                return plain(answer::plain_error(
+                return plain(http::plain_error(
                     400,
                     "The body must be empty or {\"ids\": [\"<id>\", ...]}",
                     "INVALID_REQUEST",
@@ -412,7 +413,7 @@ pub async fn redrive<K: KvList, Q: Queue>(
     };
     if let Some(bad) = requested.iter().flatten().find(|id| !valid_id(id)) {
         let shown = cap(bad, 40).replace(|c: char| !c.is_ascii_graphic(), "?");
-        return plain(answer::plain_error(400, &format!("Not a dead-letter id: {shown}"), "INVALID_ID"));
+        return plain(http::plain_error(400, &format!("Not a dead-letter id: {shown}"), "INVALID_ID"));
     }
     let (keys, _) = match list_keys(kv).await {
         Ok(k) => k,

@@ -16,10 +16,11 @@
 //!
 //! [`reconcile`] compares all of Okta with all managed Connect users (cron and admin endpoint).
 
+pub mod client;
 pub mod config;
-pub mod connect;
 pub mod dead_letter;
 pub mod mapping;
+pub mod message;
 pub mod reconcile;
 pub mod safety;
 
@@ -32,12 +33,12 @@ use serde_json::{json, Value};
 
 use crate::budget::{Budget, Metered};
 use crate::edge::{Clock, Durable, Http};
-use crate::events::delivery::QueueMessage;
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{is_okta_id, OktaApi, OktaError, OktaUser, Session};
+use crate::provisioning::message::QueueMessage;
 use crate::settings::ConfigError;
+use client::{diff, is_managed, owner, CallError, Connect, Created, OKTA_USER_TAG};
 use config::ProvisioningConfig;
-use connect::{diff, is_managed, owner, CallError, Connect, Created, OKTA_USER_TAG};
 use mapping::{desired, has_access_status, Desired, Unprovisionable};
 use safety::{DeleteGate, Deletions, Held, SourcesCache};
 
@@ -56,7 +57,7 @@ pub const MAX_OKTA_WAIT_MS: u64 = 5_000;
 pub const MAX_RETRY_DELAY_S: u64 = 3600;
 
 /// The edge services provisioning uses.
-pub struct Edge<'a, H, C, S: RsaSigner, D> {
+pub struct ProvisioningEdge<'a, H, C, S: RsaSigner, D> {
     pub http: &'a H,
     pub clock: &'a C,
     pub signer: &'a S,
@@ -74,18 +75,18 @@ pub struct Metering<'a, H, D> {
 }
 
 impl<'a, H, D> Metering<'a, H, D> {
-    pub fn new<C, S: RsaSigner>(edge: &Edge<'a, H, C, S, D>, budget: &'a Budget) -> Self {
+    pub fn new<C, S: RsaSigner>(edge: &ProvisioningEdge<'a, H, C, S, D>, budget: &'a Budget) -> Self {
         Metering { http: Metered { inner: edge.http, budget }, ledger: Metered { inner: edge.ledger, budget } }
     }
 }
 
-impl<'a, H, C, S: RsaSigner, D> Edge<'a, H, C, S, D> {
+impl<'a, H, C, S: RsaSigner, D> ProvisioningEdge<'a, H, C, S, D> {
     /// This edge with its calls counted by `m` (see [`crate::budget`]).
-    pub fn metered<'b>(&self, m: &'b Metering<'a, H, D>) -> Edge<'b, Metered<'a, H>, C, S, Metered<'a, D>>
+    pub fn metered<'b>(&self, m: &'b Metering<'a, H, D>) -> ProvisioningEdge<'b, Metered<'a, H>, C, S, Metered<'a, D>>
     where
         'a: 'b,
     {
-        Edge {
+        ProvisioningEdge {
             http: &m.http,
             clock: self.clock,
             signer: self.signer,
@@ -96,7 +97,7 @@ impl<'a, H, C, S: RsaSigner, D> Edge<'a, H, C, S, D> {
     }
 }
 
-impl<H: Http, C: Clock, S: RsaSigner, D: Durable> Edge<'_, H, C, S, D> {
+impl<H: Http, C: Clock, S: RsaSigner, D: Durable> ProvisioningEdge<'_, H, C, S, D> {
     /// An Okta client for one unit of work, waiting at most `max_wait_ms` for a rate-limit reset.
     pub fn okta<'b>(&'b self, cfg: &'b crate::okta::OktaApiConfig, max_wait_ms: u64) -> OktaApi<'b, H, C, S> {
         OktaApi {
@@ -114,7 +115,7 @@ impl<H: Http, C: Clock, S: RsaSigner, D: Durable> Edge<'_, H, C, S, D> {
 
 /// Why a user could not be converged.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub enum ConvergeError {
     Okta(OktaError),
     Connect(CallError),
     Unprovisionable(Unprovisionable),
@@ -122,61 +123,61 @@ pub enum Failure {
     Held(Held),
 }
 
-impl Failure {
+impl ConvergeError {
     pub fn reason(&self) -> &'static str {
         match self {
-            Failure::Okta(e) => e.reason(),
-            Failure::Connect(e) => e.reason(),
-            Failure::Unprovisionable(u) => u.reason(),
-            Failure::Held(h) => h.reason(),
+            ConvergeError::Okta(e) => e.reason(),
+            ConvergeError::Connect(e) => e.reason(),
+            ConvergeError::Unprovisionable(u) => u.reason(),
+            ConvergeError::Held(h) => h.reason(),
         }
     }
 
     pub fn is_transient(&self) -> bool {
         match self {
-            Failure::Okta(e) => e.is_transient(),
-            Failure::Connect(e) => e.is_transient(),
-            Failure::Unprovisionable(_) => false,
-            Failure::Held(_) => true,
+            ConvergeError::Okta(e) => e.is_transient(),
+            ConvergeError::Connect(e) => e.is_transient(),
+            ConvergeError::Unprovisionable(_) => false,
+            ConvergeError::Held(_) => true,
         }
     }
 
     /// The earliest time a retry can succeed (an Okta rate-limit reset, a hold's end).
     fn not_before_ms(&self, now_ms: u64) -> Option<u64> {
         match self {
-            Failure::Okta(OktaError::RateLimited { reset_ms }) => Some(*reset_ms),
-            Failure::Held(h) => Some(now_ms + h.retry_after_ms()),
+            ConvergeError::Okta(OktaError::RateLimited { reset_ms }) => Some(*reset_ms),
+            ConvergeError::Held(h) => Some(now_ms + h.retry_after_ms()),
             _ => None,
         }
     }
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for ConvergeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Okta(e) => e.fmt(f),
-            Failure::Connect(e) => e.fmt(f),
-            Failure::Unprovisionable(u) => u.fmt(f),
-            Failure::Held(h) => write!(f, "deletion held: {h}"),
+            ConvergeError::Okta(e) => e.fmt(f),
+            ConvergeError::Connect(e) => e.fmt(f),
+            ConvergeError::Unprovisionable(u) => u.fmt(f),
+            ConvergeError::Held(h) => write!(f, "deletion held: {h}"),
         }
     }
 }
 
-impl From<OktaError> for Failure {
+impl From<OktaError> for ConvergeError {
     fn from(e: OktaError) -> Self {
-        Failure::Okta(e)
+        ConvergeError::Okta(e)
     }
 }
 
-impl From<Held> for Failure {
+impl From<Held> for ConvergeError {
     fn from(h: Held) -> Self {
-        Failure::Held(h)
+        ConvergeError::Held(h)
     }
 }
 
-impl From<CallError> for Failure {
+impl From<CallError> for ConvergeError {
     fn from(e: CallError) -> Self {
-        Failure::Connect(e)
+        ConvergeError::Connect(e)
     }
 }
 
@@ -248,7 +249,7 @@ pub async fn converge<H: Http, C: Clock, G: DeleteGate>(
     gate: &G,
     okta_user_id: &str,
     target: Option<&Desired>,
-) -> Result<Converged, Failure> {
+) -> Result<Converged, ConvergeError> {
     let Some(d) = target else {
         let ours: Vec<_> =
             connect.find_by_tag(OKTA_USER_TAG, okta_user_id).await?.into_iter().filter(is_managed).collect();
@@ -300,7 +301,9 @@ pub async fn converge<H: Http, C: Clock, G: DeleteGate>(
             Created::Exists => continue,
         }
     }
-    Err(Failure::Connect(CallError::Network("CreateUser answered 409 but SearchUsers does not find the user".into())))
+    Err(ConvergeError::Connect(CallError::Network(
+        "CreateUser answered 409 but SearchUsers does not find the user".into(),
+    )))
 }
 
 /// One user, end to end: Okta's state → the desired user → Connect.
@@ -310,11 +313,11 @@ pub async fn provision_user<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
     connect: &Connect<'_, H, C>,
     gate: &G,
     user_id: &str,
-) -> Result<Converged, Failure> {
+) -> Result<Converged, ConvergeError> {
     let target = match access(cfg, okta, user_id).await? {
         None => None,
         Some((user, groups)) => {
-            Some(desired(&user, &groups, &cfg.mapping, cfg.username).map_err(Failure::Unprovisionable)?)
+            Some(desired(&user, &groups, &cfg.mapping, cfg.username).map_err(ConvergeError::Unprovisionable)?)
         }
     };
     converge(connect, gate, user_id, target.as_ref()).await
@@ -409,7 +412,7 @@ struct Why<'a> {
 }
 
 impl<'a> Why<'a> {
-    fn of(f: &'a Failure, now_ms: u64) -> Self {
+    fn of(f: &'a ConvergeError, now_ms: u64) -> Self {
         Why {
             reason: f.reason(),
             error: f.to_string(),
@@ -453,7 +456,7 @@ struct UserLog<'a> {
 /// Handles one batch of queue messages.
 pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     cfg: Result<&ProvisioningConfig, &ConfigError>,
-    edge: &Edge<'_, H, C, S, D>,
+    edge: &ProvisioningEdge<'_, H, C, S, D>,
     batch: &[Incoming],
 ) -> BatchOutcome {
     let mut out = BatchOutcome::default();
@@ -576,7 +579,7 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             Err(f) => {
                 log.reason = Some(f.reason());
                 log.error = Some(f.to_string());
-                if let Failure::Held(h) = f {
+                if let ConvergeError::Held(h) = f {
                     if !held.contains(&h.reason()) {
                         held.push(h.reason());
                         out.alerts.push(format!("provisioning deletions held: {h}"));

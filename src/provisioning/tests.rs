@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
+use super::client::Change;
+use super::client::{MANAGED_TAG, MANAGED_VALUE, OKTA_USER_TAG};
 use super::config::{tests::settings, ProvisioningConfig};
-use super::connect::Change;
-use super::connect::{MANAGED_TAG, MANAGED_VALUE, OKTA_USER_TAG};
 use super::reconcile::{self, job, job::mem::MemJobStore, job::Stepped};
 use super::*;
 use crate::edge::{HttpRequest, HttpResponse};
@@ -242,8 +242,8 @@ impl Rig {
         Rig { cfg, world, http, clock, session: Session::default(), ledger, sources: SourcesCache::default() }
     }
 
-    fn edge(&self) -> Edge<'_, Rc<ScriptedHttp>, Rc<FakeClock>, PureRustSigner, MemDurable> {
-        Edge {
+    fn edge(&self) -> ProvisioningEdge<'_, Rc<ScriptedHttp>, Rc<FakeClock>, PureRustSigner, MemDurable> {
+        ProvisioningEdge {
             http: &self.http,
             clock: &self.clock,
             signer: &PureRustSigner,

@@ -7,8 +7,8 @@ use worker::{Env, Request};
 use super::bindings::{request_body, WorkerKv, WorkerQueue};
 use super::{emit, read_settings};
 use crate::edge::{KvError, KvKey, KvList, KvPage};
+use crate::http::{self, Answer};
 use crate::provisioning::dead_letter;
-use crate::telephony::answer::{self, Answer};
 
 impl KvList for WorkerKv {
     async fn put_with_metadata(
@@ -62,7 +62,7 @@ pub(super) async fn redrive_request(req: &mut Request, env: &Env) -> worker::Res
     let queue = WorkerQueue(env.queue("PROVISIONING").map_err(|e| format!("no PROVISIONING binding: {e}")));
     let authorization = req.headers().get("authorization").ok().flatten();
     let Ok(body) = request_body(req, 64 * 1024).await else {
-        return Ok(answer::plain_error(413, "The body is larger than 64 KB or unreadable", "BODY_TOO_LARGE"));
+        return Ok(http::plain_error(413, "The body is larger than 64 KB or unreadable", "BODY_TOO_LARGE"));
     };
     let handled = dead_letter::redrive(authorization.as_deref(), admin, &kv, &queue, &body).await;
     emit(&handled);

@@ -24,10 +24,11 @@ use worker::{
     console_error, console_log, event, Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
-use crate::admin::{Gate, Handled};
+use crate::admin::Gate;
 use crate::aws::dynamodb;
-use crate::config::Config;
 use crate::events::{self, config::EventsConfig, Seen};
+use crate::http::Handled;
+use crate::http::{self, Answer, BodyError};
 use crate::okta::Session;
 use crate::provisioning::reconcile::{self, job};
 use crate::provisioning::{self, config as prov_config, config::ProvisioningConfig, safety::SourcesCache};
@@ -35,46 +36,10 @@ use crate::routes::{self, Resolved, Route};
 use crate::settings;
 use crate::sync::admin::{self, Op, SyncEdge};
 use crate::sync::config::{self as sync_config, SyncConfig};
-use crate::telephony::{self, answer, answer::Answer, BodyError, Edge, Isolate};
+use crate::telephony::config::Config;
+use crate::telephony::{self, Isolate, TelephonyEdge};
 use crate::webcrypto::WebCrypto;
 use bindings::{request_body, BoundedFetch, FetchHttp, JsClock, ReadError, WorkerDurable, WorkerKv, WorkerQueue};
-
-/// Every setting the Worker reads (vars and secrets alike).
-const SETTINGS: &[&str] = &[
-    "OKTA_AUTH_MODE",
-    "OKTA_ISSUER",
-    "OKTA_JWKS_URL",
-    "OKTA_AUDIENCE",
-    "OKTA_ALLOWED_CLIENT_IDS",
-    "OKTA_REQUIRED_SCOPE",
-    "OKTA_CLOCK_SKEW_SECONDS",
-    "OKTA_JWKS_REFETCH_COOLDOWN_SECONDS",
-    "OKTA_JWKS_MAX_STALE_SECONDS",
-    "OKTA_JWKS_ALLOW_OTHER_ORIGIN",
-    "OKTA_ALLOW_INSECURE_ISSUER",
-    "OKTA_AUTH_HEADER",
-    "OKTA_HOOK_SECRET",
-    "AWS_REGION",
-    "AWS_SMS_VOICE_ENDPOINT",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "ORIGINATION_IDENTITIES",
-    "SMS_CONFIGURATION_SET",
-    "SMS_PROTECT_CONFIGURATION_ID",
-    "SMS_MAX_PRICE",
-    "VOICE_MAX_PRICE_PER_MINUTE",
-    "DEFAULT_LOCALE",
-    "PREVIEW_POLICY",
-    "DEADLINE_MS",
-    "TEMPLATE_CACHE_SECONDS",
-    "OTP_GUARD_FAILURE",
-    "OTP_GUARD_MODE",
-    "OTP_ALLOWED_COUNTRIES",
-    "OTP_VOICE_ALLOWED_COUNTRIES",
-    "OTP_RATE_LIMITS",
-    "ENVIRONMENT",
-];
 
 thread_local! {
     static ISOLATE: RefCell<Option<Result<Rc<Isolate<web_sys::CryptoKey>>, settings::ConfigError>>> = const { RefCell::new(None) };
@@ -104,8 +69,8 @@ impl ProvisioningParts {
         }
     }
 
-    pub(crate) fn edge(&self) -> provisioning::Edge<'_, BoundedFetch, JsClock, WebCrypto, WorkerDurable> {
-        provisioning::Edge {
+    pub(crate) fn edge(&self) -> provisioning::ProvisioningEdge<'_, BoundedFetch, JsClock, WebCrypto, WorkerDurable> {
+        provisioning::ProvisioningEdge {
             http: &PROVISIONING_HTTP,
             clock: &JsClock,
             signer: &WebCrypto,
@@ -133,7 +98,7 @@ fn isolate(env: &Env) -> Result<Rc<Isolate<web_sys::CryptoKey>>, settings::Confi
     ISOLATE.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.is_none() {
-            let settings = read_settings(env, SETTINGS);
+            let settings = read_settings(env, telephony::config::SETTINGS);
             *cell = Some(Config::from_source(&settings).map(|c| Rc::new(Isolate::new(c))));
         }
         cell.as_ref().expect("just filled").clone()
@@ -152,7 +117,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 "{}",
                 serde_json::json!({"msg": "alert", "level": "alert", "alert": format!("request failed: {e}")})
             );
-            answer::plain_error(500, "Internal error", "INTERNAL_ERROR")
+            http::plain_error(500, "Internal error", "INTERNAL_ERROR")
         }
     };
     let challenge = if path.starts_with("/admin/") {
@@ -174,9 +139,9 @@ async fn route(req: &mut Request, env: &Env, ctx: &Context, path: &str, started_
     let route = match routes::resolve(path, &req.inner().method()) {
         Resolved::Route(r) => r,
         Resolved::MethodNotAllowed(allow) => {
-            return Ok(answer::plain_error(405, &format!("Only {allow} allowed here"), "METHOD_NOT_ALLOWED"));
+            return Ok(http::plain_error(405, &format!("Only {allow} allowed here"), "METHOD_NOT_ALLOWED"));
         }
-        Resolved::NotFound => return Ok(answer::plain_error(404, "Not found", "NOT_FOUND")),
+        Resolved::NotFound => return Ok(http::plain_error(404, "Not found", "NOT_FOUND")),
     };
     // One boxed future per route: each handler's state machine stays its own function instead of
     // being inlined into one future holding them all (smaller wasm; one allocation a request).
@@ -316,7 +281,7 @@ async fn guard_request(req: &mut Request, env: &Env, release: bool) -> worker::R
         Ok(i) => i,
         Err(e) => {
             console_error!("{}", serde_json::json!({"msg": "configuration", "level": "alert", "error": e.to_string()}));
-            return Ok(answer::plain_error(503, "The hook is misconfigured", "CONFIGURATION_ERROR"));
+            return Ok(http::plain_error(503, "The hook is misconfigured", "CONFIGURATION_ERROR"));
         }
     };
     let admin_secret = crate::admin::admin_secret(&read_settings(env, &["ADMIN_SECRET"]));
@@ -345,13 +310,18 @@ async fn telephony_hook(req: &mut Request, env: &Env, ctx: &Context, started_ms:
         Ok(i) => i,
         Err(e) => {
             console_error!("{}", serde_json::json!({"msg": "configuration", "level": "alert", "error": e.to_string()}));
-            return Ok(answer::plain_error(500, "The hook is misconfigured", "CONFIGURATION_ERROR"));
+            return Ok(http::plain_error(500, "The hook is misconfigured", "CONFIGURATION_ERROR"));
         }
     };
     let templates_kv = WorkerKv(env.kv("TEMPLATES")?);
     let ledger = WorkerDurable(env.durable_object("OTP_LEDGER").map_err(|e| format!("no OTP_LEDGER binding: {e}")));
-    let edge =
-        Edge { http: &FetchHttp, templates_kv: &templates_kv, ledger: &ledger, clock: &JsClock, rs256: &WebCrypto };
+    let edge = TelephonyEdge {
+        http: &FetchHttp,
+        templates_kv: &templates_kv,
+        ledger: &ledger,
+        clock: &JsClock,
+        rs256: &WebCrypto,
+    };
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
     let read_body = || async move { body_or_error(request_body(req, telephony::request::MAX_BODY_BYTES).await) };
@@ -399,16 +369,16 @@ async fn event_hook(req: &mut Request, env: &Env) -> worker::Result<Answer> {
         Ok(c) => c,
         Err(e) => {
             console_error!("{}", serde_json::json!({"msg": "configuration", "level": "alert", "error": e.to_string()}));
-            return Ok(answer::plain_error(503, "The event hook is not configured", "NOT_CONFIGURED"));
+            return Ok(http::plain_error(503, "The event hook is not configured", "NOT_CONFIGURED"));
         }
     };
     let state_kv = WorkerKv(env.kv("HOOK_STATE")?);
     let queue = WorkerQueue(env.queue("PROVISIONING").map_err(|e| format!("no PROVISIONING binding: {e}")));
     let seen = EVENTS_SEEN.with(Rc::clone);
     let presented = req.headers().get(&cfg.auth_header).ok().flatten();
-    let read_body = || async move { body_or_error(request_body(req, events::delivery::MAX_BODY_BYTES).await) };
+    let read_body = || async move { body_or_error(request_body(req, events::parse::MAX_BODY_BYTES).await) };
     let handled = events::handle(&cfg, &seen, &state_kv, &queue, presented.as_deref(), read_body).await;
-    console_log!("{}", handled.log);
+    emit(&handled);
     Ok(handled.answer)
 }
 

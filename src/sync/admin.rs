@@ -13,11 +13,12 @@
 
 use super::config::SyncConfig;
 use super::{record, run, status, SyncReport, Trigger};
+use crate::admin::Gate;
 use crate::admin::{refuse, AdminSecret};
-use crate::admin::{Gate, Handled};
 use crate::edge::{Clock, Http, Kv};
+use crate::http::Handled;
+use crate::http::{self, Answer};
 use crate::settings::ConfigError;
-use crate::telephony::answer::{self, Answer};
 
 /// The admin operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,14 +91,14 @@ pub async fn handle<H: Http, K: Kv, C: Clock>(
     gate: &Gate,
     edge: &SyncEdge<'_, H, K, C>,
 ) -> Handled {
-    let plain = |answer: Answer| Handled { answer, log: None, alerts: vec![] };
+    let plain = |answer: Answer| Handled::plain(answer);
     if let Some(refused) = refuse(authorization, admin) {
         return refused;
     }
     let cfg = match sync {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return plain(answer::plain_error(
+            return plain(http::plain_error(
                 503,
                 "The template sync is not configured (TEMPLATE_TABLE is not set)",
                 "SYNC_NOT_CONFIGURED",
@@ -105,7 +106,7 @@ pub async fn handle<H: Http, K: Kv, C: Clock>(
         }
         Err(e) => {
             // The caller is authenticated: naming the setting helps and reveals no secret.
-            return plain(answer::plain_error(
+            return plain(http::plain_error(
                 503,
                 &format!("The template sync is misconfigured: {e}"),
                 "SYNC_MISCONFIGURED",
@@ -116,14 +117,14 @@ pub async fn handle<H: Http, K: Kv, C: Clock>(
         Op::Status => match status(edge.kv).await {
             Ok(v) => plain(Answer { status: 200, body: v.to_string() }),
             Err(e) => Handled {
-                answer: answer::plain_error(503, "The status could not be read from KV", "KV_UNAVAILABLE"),
+                answer: http::plain_error(503, "The status could not be read from KV", "KV_UNAVAILABLE"),
                 log: None,
                 alerts: vec![format!("admin status: {e}")],
             },
         },
         Op::Sync => {
             let Some(_entered) = gate.try_enter() else {
-                return plain(answer::plain_error(
+                return plain(http::plain_error(
                     409,
                     "A sync is already running; try again shortly",
                     "SYNC_IN_PROGRESS",

@@ -77,7 +77,7 @@ pub use crate::admin::Trigger;
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum RunOutcome {
     /// A new set is in service.
     Published,
     /// The table's content is the set in service: nothing written.
@@ -105,7 +105,7 @@ pub struct SyncReport {
     pub started_at_ms: u64,
     pub duration_ms: u64,
     pub ok: bool,
-    pub outcome: Outcome,
+    pub outcome: RunOutcome,
     /// The version in service after the run (`None`: KV holds no set).
     pub version: Option<String>,
     /// The version in service before the run.
@@ -147,7 +147,7 @@ impl SyncReport {
             started_at_ms,
             duration_ms: 0,
             ok: false,
-            outcome: Outcome::Failed,
+            outcome: RunOutcome::Failed,
             version: None,
             previous_version: None,
             built_version: None,
@@ -224,7 +224,7 @@ pub async fn run<H: Http, K: Kv, C: Clock>(
         }
         Err(e) => {
             report.ok = false;
-            report.outcome = Outcome::Failed;
+            report.outcome = RunOutcome::Failed;
             report.version = report.previous_version.clone();
             report.error = Some(e);
         }
@@ -239,7 +239,7 @@ async fn sync<H: Http, K: Kv, C: Clock>(
     clock: &C,
     started: u64,
     report: &mut SyncReport,
-) -> Result<Outcome, String> {
+) -> Result<RunOutcome, String> {
     let entries = scan_table(cfg, http, clock, started + RUN_BUDGET_MS, report).await;
     let entries = match entries {
         Ok(e) => e,
@@ -427,7 +427,7 @@ async fn publish<K: Kv>(
     set: &TemplateSet,
     now_ms: u64,
     report: &mut SyncReport,
-) -> Result<Outcome, String> {
+) -> Result<RunOutcome, String> {
     let raw = kv.get(CURRENT_KEY, None).await.map_err(|e| format!("reading {CURRENT_KEY}: {e}"))?;
     let current: Option<SyncPointer> = match raw {
         None => None,
@@ -452,7 +452,7 @@ async fn publish<K: Kv>(
             kv.put(&new_key, &set.to_json(), None).await.map_err(|e| format!("repairing {new_key}: {e}"))?;
             report.warnings.push(format!("{new_key} was missing or damaged; rewritten"));
         }
-        return Ok(Outcome::Unchanged);
+        return Ok(RunOutcome::Unchanged);
     }
 
     let old = match &current {
@@ -487,7 +487,7 @@ async fn publish<K: Kv>(
             report.warnings.push(format!("could not delete the old set {stale}: {e}"));
         }
     }
-    Ok(Outcome::Published)
+    Ok(RunOutcome::Published)
 }
 
 /// Template-by-template comparison of the built set with the set in service.
@@ -537,7 +537,7 @@ pub async fn record<K: Kv>(kv: &K, report: &SyncReport) -> Result<bool, KvError>
 }
 
 fn is_quiet(r: &SyncReport) -> bool {
-    r.trigger == Trigger::Cron && r.ok && r.outcome == Outcome::Unchanged && r.warnings.is_empty()
+    r.trigger == Trigger::Cron && r.ok && r.outcome == RunOutcome::Unchanged && r.warnings.is_empty()
 }
 
 /// `head` is a recent quiet run with what `new` says.

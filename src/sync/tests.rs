@@ -12,8 +12,9 @@ use super::config::SyncConfig;
 use super::items::{own_item, parse_item, Format};
 use super::*;
 use crate::admin::admin_secret;
-use crate::admin::{Gate, Handled};
+use crate::admin::Gate;
 use crate::edge::{FetchError, HttpResponse};
+use crate::http::Handled;
 use crate::template::store::{Origin, TemplateCache};
 use crate::testing::{block_on, json_response, FakeClock, MemKv, ScriptedHttp};
 
@@ -226,7 +227,7 @@ fn first_sync_publishes_set_then_pointer() {
     let w = world(sample_table());
     let r = w.run();
     assert!(r.ok, "{r:?}");
-    assert_eq!(r.outcome, Outcome::Published);
+    assert_eq!(r.outcome, RunOutcome::Published);
     assert_eq!((r.scanned, r.valid, r.invalid, r.templates, r.added), (5, 5, 0, 5, 5));
     assert_eq!((r.dynamodb_requests, r.dynamodb_pages, r.dynamodb_retries), (1, 1, 0));
     assert_eq!((r.kv_reads, r.kv_writes), (1, 2));
@@ -264,7 +265,7 @@ fn unchanged_table_means_zero_kv_writes() {
     let writes = w.kv.writes();
     let again = w.run();
     assert!(again.ok);
-    assert_eq!(again.outcome, Outcome::Unchanged);
+    assert_eq!(again.outcome, RunOutcome::Unchanged);
     assert_eq!(w.kv.writes(), writes, "no KV write at all");
     assert_eq!((again.kv_reads, again.kv_writes), (2, 0));
     assert_eq!(again.version, first.version);
@@ -280,7 +281,7 @@ fn a_change_writes_set_and_pointer_and_drops_the_set_two_versions_back() {
     w.table.borrow_mut()[3] = own("fr-FR", "sms", "Code de vérification : {{otp}}", None);
     let r2 = w.run();
     w.remember(&r2);
-    assert_eq!(r2.outcome, Outcome::Published);
+    assert_eq!(r2.outcome, RunOutcome::Published);
     assert_eq!((r2.added, r2.changed, r2.unchanged, r2.removed), (0, 1, 4, 0));
     assert_eq!((r2.kv_reads, r2.kv_writes), (2, 2), "no older set to delete yet");
     assert_eq!(w.pointer().previous, Some(set_key(r1.version.as_deref().unwrap())));
@@ -444,7 +445,7 @@ fn a_table_without_any_valid_template_publishes_nothing() {
     let writes = w.kv.writes();
     let r = w.run();
     assert!(!r.ok);
-    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.outcome, RunOutcome::Failed);
     assert!(r.error.as_deref().unwrap().contains("no valid template"));
     assert_eq!(w.kv.writes(), writes);
     assert_eq!(r.version, first.version, "the previous set stays in service");
@@ -581,7 +582,7 @@ fn an_unreadable_pointer_is_replaced_and_a_lost_set_is_rewritten() {
     let key = w.pointer().pointer.key;
     w.kv.insert(&key, "{}");
     let r = w.run();
-    assert_eq!((r.outcome, r.kv_writes), (Outcome::Unchanged, 1));
+    assert_eq!((r.outcome, r.kv_writes), (RunOutcome::Unchanged, 1));
     assert!(r.warnings[0].contains("rewritten"));
     assert!(w.sms_for("en-US").is_some());
 }
@@ -614,7 +615,7 @@ fn quiet_cron_runs_are_recorded_once_an_hour() {
     let quiet = |w: &World| {
         w.clock.advance(300_000);
         let r = cron(w);
-        assert_eq!(r.outcome, Outcome::Unchanged);
+        assert_eq!(r.outcome, RunOutcome::Unchanged);
         block_on(record(&w.kv, &r)).unwrap()
     };
     assert!(quiet(&w), "the first unchanged run after a publication");
@@ -709,7 +710,7 @@ fn admin_endpoints_need_the_bearer_secret() {
     let h = call(&w, Op::Sync, Some(&good), &s, true);
     assert_eq!(h.answer.status, 200, "{}", h.answer.body);
     let report: SyncReport = serde_json::from_str(&h.answer.body).unwrap();
-    assert_eq!((report.outcome, report.trigger.as_str()), (Outcome::Published, "admin"));
+    assert_eq!((report.outcome, report.trigger.as_str()), (RunOutcome::Published, "admin"));
     assert!(h.log.unwrap().contains("template-sync"));
     let lower = format!("bearer  {ADMIN} ");
     let h = call(&w, Op::Status, Some(&lower), &s, true);
@@ -742,7 +743,7 @@ fn a_failed_admin_sync_is_502_with_the_report_and_an_alert() {
     let h = call(&w, Op::Sync, Some(&format!("Bearer {ADMIN}")), &admin_settings(&[]), true);
     assert_eq!(h.answer.status, 502);
     let report: SyncReport = serde_json::from_str(&h.answer.body).unwrap();
-    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(report.outcome, RunOutcome::Failed);
     assert!(h.alerts.iter().any(|a| a.contains("ResourceNotFoundException")));
     assert!(w.kv.value(STATUS_KEY).unwrap().contains("ResourceNotFoundException"), "failures are kept too");
 }

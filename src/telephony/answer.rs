@@ -15,17 +15,13 @@
 //! Refused requests (400/401/413/…) get the `error` shape with a generic text; only user-safe
 //! sentences go in `errorSummary`: end users see it.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use crate::http::Answer;
+use crate::http::{error_body as error_json, to_json};
 
 pub const COMMAND_TYPE: &str = "com.okta.telephony.action";
 pub const PROVIDER: &str = "AWS End User Messaging";
-
-/// An HTTP answer: status and JSON body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Answer {
-    pub status: u16,
-    pub body: String,
-}
 
 #[derive(Serialize)]
 struct Commands<'a> {
@@ -47,28 +43,6 @@ struct Action<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     transaction_id: Option<&'a str>,
     transaction_metadata: &'a str,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorObj<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ErrorObj<'a> {
-    error_summary: &'a str,
-    error_causes: [Cause<'a>; 1],
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Cause<'a> {
-    error_summary: &'a str,
-    reason: &'a str,
-    location_type: &'static str,
-    location: &'a str,
-    domain: &'static str,
 }
 
 /// Delivery accepted by AWS: `SUCCESSFUL`, the `MessageId` as `transactionId`.
@@ -110,12 +84,6 @@ pub fn bad_request(status: u16, detail: &str, reason: &str, location: &str) -> A
     Answer { status, body: error_json("Invalid telephony hook request", detail, reason, "body", location, "request") }
 }
 
-/// A shared-secret check failed (401): the event hook and the admin endpoints.
-pub fn unauthorized(status: u16, detail: &str, reason: &str, header: &str) -> Answer {
-    let summary = if status == 401 { "Unauthorized" } else { "Authentication unavailable" };
-    Answer { status, body: error_json(summary, detail, reason, "header", header, "authentication") }
-}
-
 /// The telephony hook's authentication failed (401) or could not be checked (503). Generic on
 /// purpose: the body never says which check failed (that is in the log line), so it teaches a
 /// prober nothing about the token it tried.
@@ -128,31 +96,6 @@ pub fn auth_refused(status: u16, missing: bool, header: &str) -> Answer {
         }
     };
     Answer { status, body: error_json(summary, detail, reason, "header", header, "authentication") }
-}
-
-/// Any other refusal (404, 405, 415, 500) with a plain JSON error.
-pub fn plain_error(status: u16, summary: &str, reason: &str) -> Answer {
-    Answer { status, body: error_json(summary, summary, reason, "url", "", "request") }
-}
-
-fn error_json(
-    summary: &str,
-    detail: &str,
-    reason: &str,
-    location_type: &'static str,
-    location: &str,
-    domain: &'static str,
-) -> String {
-    to_json(&ErrorBody {
-        error: ErrorObj {
-            error_summary: summary,
-            error_causes: [Cause { error_summary: detail, reason, location_type, location, domain }],
-        },
-    })
-}
-
-fn to_json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("string-only structures always serialise")
 }
 
 #[cfg(test)]

@@ -8,30 +8,32 @@
 //! Deliberately absent: HTTP plumbing (the shell), and any I/O shared between requests.
 
 pub mod answer;
-pub mod delivery;
+pub mod config;
 pub mod log;
 pub mod replay;
 pub mod request;
+pub mod send;
 
 use std::future::Future;
 use std::rc::Rc;
 
 use self::answer::Answer;
-use self::delivery::{Failure, Message};
 use self::log::LogLine;
 use self::replay::{Claim, Ticket};
 use self::request::{BadRequest, OtpRequest};
+use self::send::{Fault, Message};
 use crate::auth::jwks::JwksCache;
 use crate::auth::jwt::{self, TokenCache, Verifier};
 use crate::auth::rs256::Rs256;
 use crate::auth::{secret, AuthError};
 use crate::aws::messaging::{clamp_ttl, SendFailure};
-use crate::config::{Config, FailurePolicy, HookAuth, PreviewPolicy};
 use crate::edge::{Clock, Durable, Http, Kv};
 use crate::guard::config::Mode;
 use crate::guard::{self, Check, KeyKind, Refusal, Tallies, Tripped};
+use crate::http::BodyError;
 use crate::ledger::{self as ledger_proto, Reply};
 use crate::locale::Locale;
+use crate::telephony::config::{Config, FailurePolicy, HookAuth, PreviewPolicy};
 use crate::template::store::{Origin, TemplateCache};
 use crate::template::{render::render, Channel, Template};
 
@@ -69,7 +71,7 @@ impl<K: Clone> Isolate<K> {
 }
 
 /// The edge services one request uses.
-pub struct Edge<'a, H, T, L, C, V> {
+pub struct TelephonyEdge<'a, H, T, L, C, V> {
     pub http: &'a H,
     /// The `TEMPLATES` namespace.
     pub templates_kv: &'a T,
@@ -98,12 +100,6 @@ pub struct Deferred {
     pub body: String,
 }
 
-/// Why the body could not be read.
-pub enum BodyError {
-    TooLarge,
-    Unreadable,
-}
-
 /// What Okta gets when the request overran its deadline (the shell's safety net): the send may
 /// have been accepted, so `PENDING`, never an error object that would bring a second code.
 pub fn overrun_answer() -> Answer {
@@ -114,7 +110,7 @@ pub fn overrun_answer() -> Answer {
 /// called only after authentication succeeded. `started_ms` is when the request arrived.
 pub async fn handle<H, T, L, C, V, B>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     header: impl Fn(&str) -> Option<String>,
     read_body: impl FnOnce() -> B,
     started_ms: u64,
@@ -170,7 +166,7 @@ where
     }
 
     let ticket = Ticket::new(&req, edge.clock.now_ms());
-    let answer_by_ms = deadline_ms.saturating_sub(delivery::ANSWER_MARGIN_MS);
+    let answer_by_ms = deadline_ms.saturating_sub(send::ANSWER_MARGIN_MS);
     let number_windows =
         if guarding { guard::windows_for(guard, KeyKind::Number, &req.request_type) } else { Vec::new() };
     let ledger_started = edge.clock.now_ms();
@@ -246,7 +242,7 @@ fn note_refusal<K>(
 /// object).
 fn refused<K, H, T, L, C: Clock, V>(
     iso: &Isolate<K>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     mut log: LogLine,
     req: &OtpRequest,
     refusal: Refusal,
@@ -261,7 +257,7 @@ fn refused<K, H, T, L, C: Clock, V>(
 /// when the request is refused (or cannot be checked under `OTP_GUARD_FAILURE=closed`).
 async fn velocity<H, T, L, C, V>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     req: &OtpRequest,
     deadline_ms: u64,
     log: &mut LogLine,
@@ -340,7 +336,7 @@ fn claim_is_owned(log: &LogLine) -> bool {
 /// `PENDING` for a request whose copy may have been sent: nothing is sent now.
 fn unconfirmed<K, H, T, L, C: Clock, V>(
     iso: &Isolate<K>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     mut log: LogLine,
     req: &OtpRequest,
     reason: &str,
@@ -352,7 +348,7 @@ fn unconfirmed<K, H, T, L, C: Clock, V>(
 
 async fn authenticate<H, T, L, C, V>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     header: &impl Fn(&str) -> Option<String>,
     deadline_ms: u64,
 ) -> Result<(), AuthError>
@@ -386,7 +382,7 @@ where
 /// Resolve → render → send → answer, for an authenticated, well-formed request.
 async fn deliver<H, T, L, C, V>(
     iso: &Isolate<V::Key>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     req: &OtpRequest,
     deadline_ms: u64,
     log: &mut LogLine,
@@ -431,7 +427,7 @@ where
         ttl_s,
         event_id: &req.event_id,
     };
-    let sent = delivery::send(&cfg.messaging, &cfg.aws, &message, edge.http, edge.clock, deadline_ms).await;
+    let sent = send::send(&cfg.messaging, &cfg.aws, &message, edge.http, edge.clock, deadline_ms).await;
     let latency = edge.clock.now_ms().saturating_sub(log.started_ms);
     let country = req.phone.country().unwrap_or("");
     match sent {
@@ -444,7 +440,7 @@ where
         Err(nd) => {
             log.attempts = nd.attempts;
             let (reason, shape) = match &nd.failure {
-                Failure::Refused(kind, detail) => {
+                Fault::Refused(kind, detail) => {
                     log.detail = Some(detail.clone());
                     if matches!(
                         kind,
@@ -455,19 +451,19 @@ where
                     let shape = if kind.is_destination_refusal() { Shape::Failed } else { Shape::Error(*kind) };
                     (kind.reason(), shape)
                 }
-                Failure::Timeout => ("TIMEOUT", Shape::Pending),
-                Failure::Unconfirmed(detail) => {
+                Fault::Timeout => ("TIMEOUT", Shape::Pending),
+                Fault::Unconfirmed(detail) => {
                     log.detail = Some(detail.clone());
                     ("OUTCOME_UNKNOWN", Shape::Pending)
                 }
-                Failure::NoOriginationIdentity => {
+                Fault::NoOriginationIdentity => {
                     alerts.push(format!(
                         "no origination identity for {:?} (ORIGINATION_IDENTITIES has no default)",
                         req.phone.country()
                     ));
                     ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
                 }
-                Failure::Signing(e) => {
+                Fault::Signing(e) => {
                     alerts.push(format!("could not sign the AWS request: {e}"));
                     ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
                 }
@@ -520,7 +516,7 @@ fn reason_metadata(reason: &str) -> String {
 
 fn finish<K, H, T, L, C: Clock, V>(
     iso: &Isolate<K>,
-    edge: &Edge<'_, H, T, L, C, V>,
+    edge: &TelephonyEdge<'_, H, T, L, C, V>,
     mut log: LogLine,
     answer: Answer,
     alerts: Vec<String>,

@@ -74,8 +74,13 @@ impl World {
         self.handle_with(&self.http, headers, body).await
     }
     async fn handle_with(&self, http: &impl Http, headers: &[(&str, String)], body: Vec<u8>) -> Outcome {
-        let edge =
-            Edge { http, templates_kv: &self.templates, ledger: &*self.ledger, clock: &self.clock, rs256: &PureRust };
+        let edge = TelephonyEdge {
+            http,
+            templates_kv: &self.templates,
+            ledger: &*self.ledger,
+            clock: &self.clock,
+            rs256: &PureRust,
+        };
         let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
         handle(&self.iso, &edge, header, || async { Ok(body) }, self.clock.now_ms()).await
     }

@@ -27,20 +27,21 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{entry, plan, Action, ChangeEntry, ChangeResult, Planned, ReconcileReport, Trigger};
-use crate::admin::{refuse, AdminSecret, Handled};
+use crate::admin::{refuse, AdminSecret};
 use crate::aws::connect::{ConnectUser, UserSummary};
 use crate::budget::{Budget, Spent};
 use crate::edge::{Clock, Durable, Http};
+use crate::http::Handled;
+use crate::http::{self, Answer};
 use crate::ledger::StoreError;
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{OktaError, OktaUser, RateLimit, MAX_PAGES};
+use crate::provisioning::client::{owner, CallError, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
 use crate::provisioning::config::ProvisioningConfig;
-use crate::provisioning::connect::{owner, CallError, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
 use crate::provisioning::mapping::{has_access_status, Desired};
 use crate::provisioning::safety::{DeleteGate, Deletions, Held};
-use crate::provisioning::{Edge, Metering, UNMANAGED_USER_EXISTS};
+use crate::provisioning::{Metering, ProvisioningEdge, UNMANAGED_USER_EXISTS};
 use crate::settings::ConfigError;
-use crate::telephony::answer::{self, Answer};
 
 /// The one object every run lives in.
 pub const OBJECT: &str = "reconcile";
@@ -262,7 +263,7 @@ pub fn serve(store: &impl JobStore, request: &str, now_ms: u64) -> Result<Served
     let Ok(request) = serde_json::from_str::<Request>(request) else {
         return Ok(Served {
             status: 400,
-            body: answer::plain_error(400, "Malformed request", "MALFORMED_REQUEST").body,
+            body: http::plain_error(400, "Malformed request", "MALFORMED_REQUEST").body,
             alarm_at: None,
             log: None,
         });
@@ -286,7 +287,7 @@ pub fn serve(store: &impl JobStore, request: &str, now_ms: u64) -> Result<Served
         Request::Start { dry_run, trigger } => {
             if let Some(j) = job {
                 if now_ms.saturating_sub(j.started_ms) < MAX_RUN_MS {
-                    let body = answer::plain_error(409, "A reconciliation is already running", "RECONCILE_IN_PROGRESS");
+                    let body = http::plain_error(409, "A reconciliation is already running", "RECONCILE_IN_PROGRESS");
                     let alarm_at = Some(j.next_ms);
                     return Ok(Served { status: 409, body: with_status(&body.body, &j, last.as_ref()), alarm_at, log });
                 }
@@ -452,7 +453,7 @@ impl std::fmt::Display for ListingError {
 /// Runs one invocation's share of the run under way, if any.
 pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     cfg: Result<ProvisioningConfig, ConfigError>,
-    edge: &Edge<'_, H, C, S, D>,
+    edge: &ProvisioningEdge<'_, H, C, S, D>,
     store: &impl JobStore,
 ) -> Result<Stepped, StoreError> {
     let now = edge.clock.now_ms();
@@ -917,7 +918,7 @@ pub enum AdminOp {
 }
 
 fn plain(answer: Answer) -> Handled {
-    Handled { answer, log: None, alerts: vec![] }
+    Handled::plain(answer)
 }
 
 /// Asks the object and maps its answer; an object that does not answer is a 503.
@@ -926,10 +927,10 @@ async fn ask(job: &impl Durable, request: &Request) -> Result<(u16, String), Ans
         Ok(wire) => match Served::parse(&wire) {
             Some((status, body)) => Ok((status, body.to_string())),
             None => {
-                Err(answer::plain_error(502, "The reconciliation job answered unreadably", "RECONCILE_JOB_MALFORMED"))
+                Err(http::plain_error(502, "The reconciliation job answered unreadably", "RECONCILE_JOB_MALFORMED"))
             }
         },
-        Err(e) => Err(answer::plain_error(
+        Err(e) => Err(http::plain_error(
             503,
             &format!("The reconciliation job is unavailable: {e}"),
             "RECONCILE_JOB_UNAVAILABLE",
@@ -950,14 +951,14 @@ pub async fn admin(
     }
     match (op, cfg) {
         (AdminOp::Start { .. }, None) => {
-            return plain(answer::plain_error(
+            return plain(http::plain_error(
                 503,
                 "Provisioning is not configured (CONNECT_INSTANCE_ID is not set)",
                 "PROVISIONING_NOT_CONFIGURED",
             ))
         }
         (AdminOp::Start { .. }, Some(Err(e))) => {
-            return plain(answer::plain_error(
+            return plain(http::plain_error(
                 503,
                 &format!("Provisioning is misconfigured: {e}"),
                 "PROVISIONING_MISCONFIGURED",

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::client::{diff, owner, Change};
 use super::config::ProvisioningConfig;
-use super::connect::{diff, owner, Change};
 use super::mapping::{desired, Desired};
 use super::{OWNED_BY_ANOTHER_OKTA_USER, UNMANAGED_USER_EXISTS};
 use crate::aws::connect::{ConnectUser, UserSummary};

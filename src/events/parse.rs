@@ -1,16 +1,15 @@
 //! Okta's event-hook delivery (`com.okta.event_hook`) → the relevant events, as queue messages.
 //! Only the fields the provisioning needs are read; everything else in a LogEvent is ignored.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::config::EventsConfig;
+use crate::provisioning::message::QueueMessage;
 
 /// The largest delivery accepted (413 beyond). Okta does not document a maximum; a delivery is
 /// never refused for its size or event count below this bound, far above what Okta sends (a 4xx is
 /// never retried by Okta, so a refused delivery is lost).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
-/// Distinct users in one bulk queue message (~25 bytes each: well inside a message's 128 KB).
-pub const BULK_USERS: usize = 500;
 
 const MEMBERSHIP_APP: &[&str] = &["application.user_membership.add", "application.user_membership.remove"];
 const MEMBERSHIP_GROUP: &[&str] = &["group.user_membership.add", "group.user_membership.remove"];
@@ -43,12 +42,12 @@ struct LogEvent {
     uuid: String,
     event_type: String,
     published: Option<String>,
-    outcome: Option<Outcome>,
+    outcome: Option<EventOutcome>,
     target: Option<Vec<Target>>,
 }
 
 #[derive(Deserialize)]
-struct Outcome {
+struct EventOutcome {
     result: Option<String>,
 }
 
@@ -59,50 +58,6 @@ struct Target {
     #[serde(rename = "type")]
     type_: Option<String>,
     alternate_id: Option<String>,
-}
-
-/// One relevant event, as enqueued for the provisioning consumer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueMessage {
-    pub uuid: String,
-    pub event_type: String,
-    /// The Okta user id (`00u…`) of the `User` target, never the `AppUser` id.
-    pub user_id: String,
-    /// The `User` target's `alternateId` (the login), when Okta gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub published: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    /// A bulk message (a large delivery): more Okta user ids, each to be converged like `userId`.
-    /// The consumer splits it into one message per user.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub users: Vec<String>,
-}
-
-/// Large deliveries: the distinct users of `messages`, packed [`BULK_USERS`] to a message (the
-/// first event of each user names it; the consumer converges users from Okta's state, not from
-/// the events, so nothing is lost by packing).
-pub fn pack(messages: &[&QueueMessage]) -> Vec<QueueMessage> {
-    let mut seen = std::collections::HashSet::new();
-    let users: Vec<&QueueMessage> = messages.iter().copied().filter(|m| seen.insert(m.user_id.as_str())).collect();
-    users
-        .chunks(BULK_USERS)
-        .map(|chunk| QueueMessage {
-            uuid: format!("{}+{}", chunk[0].uuid, chunk.len() - 1),
-            event_type: chunk[0].event_type.clone(),
-            user_id: chunk[0].user_id.clone(),
-            login: None,
-            published: chunk[0].published.clone(),
-            app_id: None,
-            group_id: None,
-            users: chunk[1..].iter().map(|m| m.user_id.clone()).collect(),
-        })
-        .collect()
 }
 
 /// A parsed delivery: its id, how many events it carried, and the relevant ones.
@@ -201,6 +156,7 @@ fn relevant(e: LogEvent, cfg: &EventsConfig) -> Option<QueueMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provisioning::message::pack;
     use serde_json::{json, Value};
 
     pub(crate) fn cfg() -> EventsConfig {

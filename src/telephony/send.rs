@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use crate::aws::messaging::{self, SendFailure, SendTextMessage, SendVoiceMessage};
 use crate::aws::{sign, Credentials};
-use crate::config::MessagingConfig;
 use crate::edge::{Clock, FetchError, Http, HttpRequest};
 use crate::retry::{self, Effect, Failed};
+use crate::telephony::config::MessagingConfig;
 
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Time kept back from the deadline to build and send the answer.
@@ -39,7 +39,7 @@ pub struct Message<'a> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub enum Fault {
     /// AWS refused (or kept failing); what it means for the user.
     Refused(SendFailure, String),
     /// No answer before the deadline: the message may or may not have been accepted.
@@ -61,11 +61,11 @@ pub struct Delivered {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NotDelivered {
-    pub failure: Failure,
+    pub failure: Fault,
     pub attempts: u32,
 }
 
-pub fn build_request(cfg: &MessagingConfig, msg: &Message<'_>) -> Result<HttpRequest, Failure> {
+pub fn build_request(cfg: &MessagingConfig, msg: &Message<'_>) -> Result<HttpRequest, Fault> {
     let identity = cfg.origination_identity(msg.country).map(str::to_string);
     let context: BTreeMap<String, String> = [("oktaEventId".to_string(), msg.event_id.to_string())].into();
     Ok(match msg.voice_id {
@@ -80,7 +80,7 @@ pub fn build_request(cfg: &MessagingConfig, msg: &Message<'_>) -> Result<HttpReq
             messaging::send_text_message(&cfg.endpoint, &input)
         }
         Some(voice) => {
-            let identity = identity.ok_or(Failure::NoOriginationIdentity)?;
+            let identity = identity.ok_or(Fault::NoOriginationIdentity)?;
             let mut input = SendVoiceMessage::new(msg.destination, identity, msg.body.clone(), voice);
             input.configuration_set_name = cfg.configuration_set.clone();
             input.protect_configuration_id = cfg.protect_configuration_id.clone();
@@ -108,34 +108,32 @@ pub async fn send<H: Http, C: Clock>(
         let now = clock.now_ms();
         let budget = deadline.saturating_sub(now);
         if budget < MIN_ATTEMPT_MS {
-            return Err(Failed::last((Failure::Timeout, false)));
+            return Err(Failed::last((Fault::Timeout, false)));
         }
         let mut req = unsigned.clone();
         sign::sign(&mut req, creds, &cfg.region, messaging::SIGNING_NAME, now)
-            .map_err(|e| Failed::last((Failure::Signing(e.to_string()), false)))?;
+            .map_err(|e| Failed::last((Fault::Signing(e.to_string()), false)))?;
         match http.send(req, budget).await {
             Ok(resp) => match messaging::parse_message_id(&resp) {
                 Ok(message_id) => Ok(message_id),
                 // A 2xx without a MessageId was accepted as far as we know: never resend.
                 Err(err) if (200..300).contains(&resp.status) => {
-                    Err(Failed::last((Failure::Unconfirmed(err.to_string()), true)))
+                    Err(Failed::last((Fault::Unconfirmed(err.to_string()), true)))
                 }
                 Err(err) => {
                     let verdict = err.verdict();
-                    Err(Failed::new((Failure::Refused(messaging::classify(&err), err.to_string()), true), verdict))
+                    Err(Failed::new((Fault::Refused(messaging::classify(&err), err.to_string()), true), verdict))
                 }
             },
-            Err(FetchError::Timeout) => Err(Failed::last((Failure::Timeout, true))),
-            Err(FetchError::BodyTooLarge) => {
-                Err(Failed::last((Failure::Unconfirmed("oversized response".into()), true)))
-            }
+            Err(FetchError::Timeout) => Err(Failed::last((Fault::Timeout, true))),
+            Err(FetchError::BodyTooLarge) => Err(Failed::last((Fault::Unconfirmed("oversized response".into()), true))),
             Err(e @ (FetchError::Network(_) | FetchError::BudgetSpent)) => {
                 let verdict = retry::after_fetch(&e, Effect::Send);
                 let why = match &e {
                     FetchError::Network(n) => format!("network: {n}"),
                     other => other.to_string(),
                 };
-                Err(Failed::new((Failure::Refused(SendFailure::ProviderUnavailable, why), true), verdict))
+                Err(Failed::new((Fault::Refused(SendFailure::ProviderUnavailable, why), true), verdict))
             }
         }
     })
@@ -234,7 +232,7 @@ mod tests {
         let clock = FakeClock::at(0);
         let e = run(&http, &clock, 2_500).unwrap_err();
         assert_eq!(e.attempts, 3);
-        assert!(matches!(e.failure, Failure::Refused(SendFailure::ProviderUnavailable, _)));
+        assert!(matches!(e.failure, Fault::Refused(SendFailure::ProviderUnavailable, _)));
         assert_eq!(http.count(), 3);
     }
 
@@ -260,7 +258,7 @@ mod tests {
         let e = run(&http, &clock, 250).unwrap_err();
         assert_eq!((e.attempts, http.count()), (1, 1));
         let http = ScriptedHttp::default();
-        assert_eq!(run(&http, &FakeClock::at(0), 200).unwrap_err().failure, Failure::Timeout);
+        assert_eq!(run(&http, &FakeClock::at(0), 200).unwrap_err().failure, Fault::Timeout);
         assert_eq!(http.count(), 0);
     }
 
@@ -269,7 +267,7 @@ mod tests {
         let mut c = cfg();
         c.origination_identities.clear();
         let msg = Message { voice_id: Some("JOANNA"), ..sms() };
-        assert_eq!(build_request(&c, &msg).unwrap_err(), Failure::NoOriginationIdentity);
+        assert_eq!(build_request(&c, &msg).unwrap_err(), Fault::NoOriginationIdentity);
         let req = build_request(&cfg(), &msg).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!((body["MessageBodyTextType"].as_str(), body["VoiceId"].as_str()), (Some("SSML"), Some("JOANNA")));

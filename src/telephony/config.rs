@@ -14,6 +14,43 @@ use crate::settings::{
 use crate::settings::{ConfigError, Source};
 
 /// How Okta authenticates to the telephony hook.
+/// Every setting `/okta/telephony` reads (vars and secrets alike): the shell reads exactly these.
+pub const SETTINGS: &[&str] = &[
+    "OKTA_AUTH_MODE",
+    "OKTA_ISSUER",
+    "OKTA_JWKS_URL",
+    "OKTA_AUDIENCE",
+    "OKTA_ALLOWED_CLIENT_IDS",
+    "OKTA_REQUIRED_SCOPE",
+    "OKTA_CLOCK_SKEW_SECONDS",
+    "OKTA_JWKS_REFETCH_COOLDOWN_SECONDS",
+    "OKTA_JWKS_MAX_STALE_SECONDS",
+    "OKTA_JWKS_ALLOW_OTHER_ORIGIN",
+    "OKTA_ALLOW_INSECURE_ISSUER",
+    "OKTA_AUTH_HEADER",
+    "OKTA_HOOK_SECRET",
+    "AWS_REGION",
+    "AWS_SMS_VOICE_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "ORIGINATION_IDENTITIES",
+    "SMS_CONFIGURATION_SET",
+    "SMS_PROTECT_CONFIGURATION_ID",
+    "SMS_MAX_PRICE",
+    "VOICE_MAX_PRICE_PER_MINUTE",
+    "DEFAULT_LOCALE",
+    "PREVIEW_POLICY",
+    "DEADLINE_MS",
+    "TEMPLATE_CACHE_SECONDS",
+    "OTP_GUARD_FAILURE",
+    "OTP_GUARD_MODE",
+    "OTP_ALLOWED_COUNTRIES",
+    "OTP_VOICE_ALLOWED_COUNTRIES",
+    "OTP_RATE_LIMITS",
+    "ENVIRONMENT",
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HookAuth {
     /// `Authorization: Bearer <access token>` from a custom authorization server.
