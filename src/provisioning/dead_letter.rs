@@ -38,6 +38,14 @@ pub const TTL_S: u64 = 14 * 24 * 3600;
 pub const MAX_KEPT: usize = 1000;
 /// The largest record kept whole.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// Largest body of `POST /admin/provisioning/redrive` (a list of ids).
+pub const MAX_REDRIVE_BODY_BYTES: usize = 64 * 1024;
+
+/// Whether a batch comes from a dead-letter queue: by the project's naming (`wrangler.toml`:
+/// `okta-provisioning-dlq`, every environment's DLQ ends in `-dlq`).
+pub fn is_dead_letter_queue(name: &str) -> bool {
+    name.ends_with("-dlq")
+}
 /// Messages redriven per call at most.
 pub const MAX_REDRIVE: usize = 100;
 /// Default and largest `limit` of the listing.

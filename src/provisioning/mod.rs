@@ -55,6 +55,11 @@ const SUBREQUESTS_PER_BATCH: u32 = 3;
 pub const MAX_OKTA_WAIT_MS: u64 = 5_000;
 /// Longest retry delay (Cloudflare Queues accept up to 12 h).
 pub const MAX_RETRY_DELAY_S: u64 = 3600;
+/// A message the consumer did not decide on, or whose forward to another queue failed, is
+/// retried after this long.
+pub const REQUEUE_DELAY_S: u32 = 60;
+/// Largest Okta or Connect response read (a page of 200 Okta users, 1,000 Connect summaries).
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The edge services provisioning uses.
 pub struct ProvisioningEdge<'a, H, C, S: RsaSigner, D> {

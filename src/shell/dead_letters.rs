@@ -61,7 +61,7 @@ pub(super) async fn redrive_request(req: &mut Request, env: &Env) -> worker::Res
     let kv = WorkerKv(env.kv("HOOK_STATE")?);
     let queue = WorkerQueue(env.queue("PROVISIONING").map_err(|e| format!("no PROVISIONING binding: {e}")));
     let authorization = req.headers().get("authorization").ok().flatten();
-    let Ok(body) = request_body(req, 64 * 1024).await else {
+    let Ok(body) = request_body(req, dead_letter::MAX_REDRIVE_BODY_BYTES).await else {
         return Ok(http::plain_error(413, "The body is larger than 64 KB or unreadable", "BODY_TOO_LARGE"));
     };
     let handled = dead_letter::redrive(authorization.as_deref(), admin, &kv, &queue, &body).await;

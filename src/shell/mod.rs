@@ -197,7 +197,7 @@ async fn admin_request(req: &Request, env: &Env, op: Op) -> worker::Result<Answe
 
 /// The provisioning's edge services: Okta and Connect listings may be larger than what the hook
 /// accepts.
-pub(crate) const PROVISIONING_HTTP: BoundedFetch = BoundedFetch(4 * 1024 * 1024);
+pub(crate) const PROVISIONING_HTTP: BoundedFetch = BoundedFetch(provisioning::MAX_RESPONSE_BYTES);
 
 /// Provisioning settings: `None` when provisioning is off.
 pub(crate) fn provisioning_config(
@@ -383,7 +383,7 @@ async fn event_hook(req: &mut Request, env: &Env) -> worker::Result<Answer> {
 }
 
 fn answer_is_unauthorized_oauth(env: &Env) -> bool {
-    env.var("OKTA_AUTH_MODE").map(|v| v.to_string() != "header").unwrap_or(true)
+    telephony::config::is_oauth_mode(env.var("OKTA_AUTH_MODE").ok().map(|v| v.to_string()).as_deref())
 }
 
 fn respond(answer: Answer, challenge: Option<&str>, allow: Option<&str>) -> worker::Result<Response> {

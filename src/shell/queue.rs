@@ -46,7 +46,7 @@ async fn send_then_ack(queue: &WorkerQueue, items: &[(&Message, Vec<String>)], w
     }
     for ((m, _), failed) in items.iter().zip(failed) {
         if failed {
-            retry(m, 60);
+            retry(m, provisioning::REQUEUE_DELAY_S);
         } else {
             let _ = m.ack();
         }
@@ -90,7 +90,7 @@ async fn dead_letters(name: &str, messages: &[Message], env: &Env) {
             Ok(_) => {
                 let _ = m.ack();
             }
-            Err(_) => retry(m, 60),
+            Err(_) => retry(m, provisioning::REQUEUE_DELAY_S),
         }
     }
 }
@@ -99,7 +99,7 @@ async fn dead_letters(name: &str, messages: &[Message], env: &Env) {
 pub async fn queue(batch: MessageBatch, env: Env, _ctx: worker::worker_sys::Context) -> Result<JsValue, JsValue> {
     let name = batch.queue().map(String::from).unwrap_or_default();
     let messages: Vec<Message> = batch.messages()?.iter().map(JsCast::unchecked_into).collect();
-    if name.ends_with("-dlq") {
+    if dead_letter::is_dead_letter_queue(&name) {
         dead_letters(&name, &messages, &env).await;
         return Ok(JsValue::UNDEFINED);
     }
@@ -127,7 +127,7 @@ pub async fn queue(batch: MessageBatch, env: Env, _ctx: worker::worker_sys::Cont
     let (mut dead, mut requeue) = (Vec::new(), Vec::new());
     for (m, inc) in messages.iter().zip(&incoming) {
         match outcome.disposition(&inc.id) {
-            None => retry(m, 60),
+            None => retry(m, provisioning::REQUEUE_DELAY_S),
             Some(Disposition::Ack) => {
                 let _ = m.ack();
             }

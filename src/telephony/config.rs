@@ -130,6 +130,13 @@ pub struct Config {
 
 pub const MAX_LEEWAY_S: u64 = 120;
 
+/// Whether `OKTA_AUTH_MODE` (raw, as set) is OAuth, the default: a 401 of `/okta/telephony` then
+/// carries `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), even when the rest of the
+/// configuration is invalid.
+pub fn is_oauth_mode(auth_mode: Option<&str>) -> bool {
+    auth_mode != Some("header")
+}
+
 impl Config {
     pub fn from_source(src: &impl Source) -> Result<Config, ConfigError> {
         let get = getter(src);

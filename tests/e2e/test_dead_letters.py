@@ -166,3 +166,15 @@ def test_check_config_fails_loudly_on_a_reconcile_cron_outside_the_triggers(tmp_
     bad.write_text(text.replace('RECONCILE_CRON = "17 3 * * *"', 'RECONCILE_CRON = "17  3 * * *"'))
     r = check_config("--config", str(bad))
     assert r.returncode == 1 and "differs only in spacing" in r.stderr
+
+
+def test_check_config_refuses_queue_names_the_worker_would_misread(tmp_path):
+    text = (ROOT / "wrangler.toml").read_text()
+    assert text.count('dead_letter_queue = "okta-provisioning-dlq"') == 2
+    bad = tmp_path / "wrangler.toml"
+    bad.write_text(text.replace('dead_letter_queue = "okta-provisioning-dlq"', 'dead_letter_queue = "okta-provisioning-dead"', 1))
+    r = check_config("--config", str(bad))
+    assert r.returncode == 1 and "dead_letter_queue 'okta-provisioning-dead' must end in '-dlq'" in r.stderr, r.stderr
+    bad.write_text(text.replace('queue = "okta-provisioning"\nmax_batch_size', 'queue = "okta-provisioning-x-dlq"\nmax_batch_size', 1))
+    r = check_config("--config", str(bad))
+    assert r.returncode == 1 and "is no consumer's dead_letter_queue" in r.stderr, r.stderr
