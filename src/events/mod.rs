@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::auth::secret;
-use crate::edge::{queue_batches as batches, Kv, Queue, QUEUE_BATCH};
+use crate::edge::{queue_batches as batches, Kv, Queue, QueueError, QUEUE_BATCH};
 use crate::http::BodyError;
 use crate::http::{self, Answer, Handled};
 use crate::provisioning::message::{self, QueueMessage};
@@ -117,65 +117,96 @@ where
     Fut: Future<Output = Result<Vec<u8>, BodyError>>,
 {
     let mut log = DeliveryLog { msg: "okta event hook", ..DeliveryLog::default() };
+    let parsed = match read_delivery(cfg, presented, read_body, &mut log).await {
+        Ok(p) => p,
+        Err(refused) => return log.finish(refused),
+    };
+    log.event_id = parsed.event_id.map(|id| id.chars().take(64).collect());
+    log.received = parsed.received;
+    log.relevant = parsed.relevant.len();
+    let to_send = dedupe(parsed.relevant, seen, kv, &mut log).await;
+    log.duplicates = log.relevant - to_send.len();
+    let (enqueued, failure) = enqueue(&to_send, queue, &mut log).await;
+    remember(&enqueued, seen, kv, &mut log).await;
+    if let Some(e) = failure {
+        log.reason = Some("ENQUEUE_FAILED");
+        log.error = Some(e.to_string());
+        return log.finish(http::plain_error(503, "Could not enqueue the events; please retry", "ENQUEUE_FAILED"));
+    }
+    log.finish(Answer { status: 200, body: String::new() })
+}
+
+/// Authenticates the delivery, reads and parses its body; a refusal is the answer to give.
+async fn read_delivery<B, Fut>(
+    cfg: &EventsConfig,
+    presented: Option<&str>,
+    read_body: B,
+    log: &mut DeliveryLog,
+) -> Result<parse::Parsed, Answer>
+where
+    B: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, BodyError>>,
+{
     if let Err(e) = secret::check(presented, &cfg.secret) {
         log.reason = Some(e.reason());
-        return log.finish(http::unauthorized(
-            401,
-            "Missing or invalid event hook secret",
-            e.reason(),
-            &cfg.auth_header,
-        ));
+        return Err(http::unauthorized(401, "Missing or invalid event hook secret", e.reason(), &cfg.auth_header));
     }
     let body = match read_body().await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             log.reason = Some("BODY_TOO_LARGE");
-            return log.finish(http::plain_error(413, "The delivery is larger than 32 MiB", "BODY_TOO_LARGE"));
+            return Err(http::plain_error(413, "The delivery is larger than 32 MiB", "BODY_TOO_LARGE"));
         }
         Err(BodyError::Unreadable) => {
             log.reason = Some("BODY_UNREADABLE");
-            return log.finish(http::plain_error(400, "The body could not be read", "BODY_UNREADABLE"));
+            return Err(http::plain_error(400, "The body could not be read", "BODY_UNREADABLE"));
         }
     };
-    let parsed = match parse::parse(&body, cfg) {
-        Ok(p) => p,
-        Err(e) => {
-            log.reason = Some(e.reason());
-            let summary = match e {
-                ParseError::Malformed(_) => "Malformed event hook delivery",
-                ParseError::WrongType => "Not an Okta event hook delivery",
-            };
-            log.error = Some(e.to_string());
-            return log.finish(http::plain_error(400, summary, e.reason()));
-        }
-    };
-    log.event_id = parsed.event_id.map(|id| id.chars().take(64).collect());
-    log.received = parsed.received;
-    log.relevant = parsed.relevant.len();
+    parse::parse(&body, cfg).map_err(|e| {
+        log.reason = Some(e.reason());
+        let summary = match e {
+            ParseError::Malformed(_) => "Malformed event hook delivery",
+            ParseError::WrongType => "Not an Okta event hook delivery",
+        };
+        log.error = Some(e.to_string());
+        http::plain_error(400, summary, e.reason())
+    })
+}
 
-    // Deduplicate: within the delivery, against this isolate, then against KV (bounded).
+/// The events not seen before: deduplicated within the delivery, against this isolate, then
+/// against KV (the first [`MAX_KV_EVENTS`]; an unknown answer counts as not seen: the consumer
+/// decides from Okta's current state).
+async fn dedupe(relevant: Vec<QueueMessage>, seen: &Seen, kv: &impl Kv, log: &mut DeliveryLog) -> Vec<QueueMessage> {
     let mut in_delivery = HashSet::new();
     let fresh: Vec<QueueMessage> =
-        parsed.relevant.into_iter().filter(|m| in_delivery.insert(m.uuid.clone()) && !seen.contains(&m.uuid)).collect();
-    let (checked, unchecked) = fresh.split_at(fresh.len().min(MAX_KV_EVENTS));
-    let lookups = join_all(checked.iter().map(|m| kv.get_seen(&m.uuid))).await;
-    let mut to_send: Vec<&QueueMessage> = Vec::new();
-    for (m, found) in checked.iter().zip(lookups) {
-        match found {
-            Ok(true) => seen.insert(&m.uuid),
-            Ok(false) => to_send.push(m),
-            // Unknown: enqueue anyway; the consumer decides from Okta's current state.
-            Err(()) => {
+        relevant.into_iter().filter(|m| in_delivery.insert(m.uuid.clone()) && !seen.contains(&m.uuid)).collect();
+    let checked = fresh.len().min(MAX_KV_EVENTS);
+    let mut lookups = join_all(fresh[..checked].iter().map(|m| kv.get_seen(&m.uuid))).await.into_iter();
+    let mut to_send = Vec::new();
+    for m in fresh {
+        match lookups.next() {
+            Some(Ok(true)) => seen.insert(&m.uuid),
+            Some(Ok(false)) | None => to_send.push(m),
+            Some(Err(())) => {
                 log.kv_errors += 1;
                 to_send.push(m);
             }
         }
     }
-    to_send.extend(unchecked);
-    log.duplicates = log.relevant - to_send.len();
+    to_send
+}
 
-    // One message per event, or (a large delivery) bulk messages of many users each.
-    let packed = (to_send.len() > SINGLE_MESSAGES_MAX).then(|| message::pack(&to_send));
+/// Sends one message per event, or (a large delivery) bulk messages of many users each. Returns
+/// the events that reached the queue, and the failure that stopped the sends. All or nothing for
+/// a packed delivery (a bulk message is many users'); a 503 makes Okta retry, and the users
+/// already enqueued are converged twice at worst (idempotent).
+async fn enqueue<'a>(
+    to_send: &'a [QueueMessage],
+    queue: &impl Queue,
+    log: &mut DeliveryLog,
+) -> (Vec<&'a QueueMessage>, Option<QueueError>) {
+    let refs: Vec<&QueueMessage> = to_send.iter().collect();
+    let packed = (to_send.len() > SINGLE_MESSAGES_MAX).then(|| message::pack(&refs));
     let texts: Vec<String> = match &packed {
         Some(bulk) => bulk.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect(),
         None => to_send.iter().map(|m| serde_json::to_string(m).expect("string fields")).collect(),
@@ -191,28 +222,25 @@ where
             }
         }
     }
-    // All or nothing for a packed delivery (a bulk message is many users'); a 503 makes Okta
-    // retry, and the users already enqueued are converged twice at worst (idempotent).
     let enqueued: Vec<&QueueMessage> = match packed {
-        Some(_) if failure.is_none() => to_send,
+        Some(_) if failure.is_none() => refs,
         Some(_) => Vec::new(),
-        None => to_send.into_iter().take(sent).collect(),
+        None => refs.into_iter().take(sent).collect(),
     };
     log.enqueued = enqueued.len();
     log.messages = sent;
-    // Only what reached the queue is remembered.
-    for m in &enqueued {
+    (enqueued, failure)
+}
+
+/// Remembers what reached the queue (and only that): in this isolate, and in KV for the first
+/// [`MAX_KV_EVENTS`].
+async fn remember(enqueued: &[&QueueMessage], seen: &Seen, kv: &impl Kv, log: &mut DeliveryLog) {
+    for m in enqueued {
         seen.insert(&m.uuid);
     }
     let keys: Vec<String> = enqueued.iter().take(MAX_KV_EVENTS).map(|m| seen_key(&m.uuid)).collect();
     let records = join_all(keys.iter().map(|k| kv.put(k, "1", Some(SEEN_TTL_S)))).await;
     log.kv_errors += records.iter().filter(|r| r.is_err()).count();
-    if let Some(e) = failure {
-        log.reason = Some("ENQUEUE_FAILED");
-        log.error = Some(e.to_string());
-        return log.finish(http::plain_error(503, "Could not enqueue the events; please retry", "ENQUEUE_FAILED"));
-    }
-    log.finish(Answer { status: 200, body: String::new() })
 }
 
 trait SeenLookup {

@@ -31,7 +31,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::budget::{Budget, Metered};
+use crate::budget::{Budget, Metered, Reservation};
 use crate::edge::{Clock, Durable, Http};
 use crate::okta::assertion::RsaSigner;
 use crate::okta::{is_okta_id, OktaApi, OktaError, OktaUser, Session};
@@ -464,27 +464,73 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
     edge: &ProvisioningEdge<'_, H, C, S, D>,
     batch: &[Incoming],
 ) -> BatchOutcome {
-    let mut out = BatchOutcome::default();
     let now = edge.clock.now_ms();
     let cfg = match cfg {
         Ok(c) => c,
-        Err(e) => {
-            // Perhaps fixed soon: retry, and dead-letter after the default number of attempts.
-            out.alerts.push(format!("provisioning is misconfigured; {} message(s) wait: {e}", batch.len()));
-            for m in batch {
-                let why = Why { reason: "NOT_CONFIGURED", error: e.to_string(), transient: true, not_before_ms: None };
-                let d = dispose(5, 60, m, &why, now);
-                out.dispositions.push((m.id.clone(), d));
-            }
-            return out;
-        }
+        Err(e) => return not_configured(batch, e, now),
     };
+    let mut out = BatchOutcome::default();
     let budget = Budget::new(cfg.subrequest_budget);
     let sources = (cfg.group_ids.len() + cfg.app_ids.len()) as u32;
     let _batch = budget.reserve(SUBREQUESTS_PER_BATCH + sources);
+    let (by_user, _sends) = sort_messages(batch, &budget, &mut out, now);
+    let admitted = admit(by_user, &budget, SUBREQUESTS_PER_USER + cfg.app_ids.len() as u32, &mut out);
+    let metering = Metering::new(edge, &budget);
+    let edge = &edge.metered(&metering);
+    let results: Vec<UserResult<'_>> = stream::iter(admitted)
+        .map(|(user_id, msgs, reservation)| async move {
+            let _reservation = reservation;
+            let started = edge.clock.now_ms();
+            let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
+            let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 0);
+            let gate = Deletions { cfg, okta: &okta, cache: edge.sources, ledger: edge.ledger, clock: edge.clock };
+            let result = provision_user(cfg, &okta, &connect, &gate, &user_id).await;
+            let ms = edge.clock.now_ms().saturating_sub(started);
+            UserResult { user_id, msgs, result, okta_calls: okta.calls.get(), connect_calls: connect.calls.get(), ms }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    record(cfg, results, edge.clock.now_ms(), &mut out);
+    out
+}
+
+/// One user's messages of a batch, as read.
+type UserMessages<'m> = Vec<(&'m Incoming, QueueMessage)>;
+
+/// What converging one user gave, and what it cost.
+struct UserResult<'m> {
+    user_id: String,
+    msgs: UserMessages<'m>,
+    result: Result<Converged, ConvergeError>,
+    okta_calls: u32,
+    connect_calls: u32,
+    ms: u64,
+}
+
+/// Provisioning is misconfigured (perhaps fixed soon): every message is retried, and
+/// dead-lettered after the default number of attempts.
+fn not_configured(batch: &[Incoming], e: &ConfigError, now: u64) -> BatchOutcome {
+    let mut out = BatchOutcome::default();
+    out.alerts.push(format!("provisioning is misconfigured; {} message(s) wait: {e}", batch.len()));
+    for m in batch {
+        let why = Why { reason: "NOT_CONFIGURED", error: e.to_string(), transient: true, not_before_ms: None };
+        out.dispositions.push((m.id.clone(), dispose(5, 60, m, &why, now)));
+    }
+    out
+}
+
+/// Reads every message: per-user messages grouped by user; bulk messages split into per-user
+/// messages requeued (their sends reserved in `budget`, the reservations returned to be held
+/// until the batch ends); poison messages straight to the dead-letter queue.
+fn sort_messages<'m, 'b>(
+    batch: &'m [Incoming],
+    budget: &'b Budget,
+    out: &mut BatchOutcome,
+    now: u64,
+) -> (BTreeMap<String, UserMessages<'m>>, Vec<Reservation<'b>>) {
     let mut sends = Vec::new();
-    // Parse; poison messages go straight to the dead-letter queue.
-    let mut by_user: BTreeMap<String, Vec<(&Incoming, QueueMessage)>> = BTreeMap::new();
+    let mut by_user: BTreeMap<String, UserMessages<'m>> = BTreeMap::new();
     for m in batch {
         match serde_json::from_str::<QueueMessage>(&m.body) {
             Ok(q) if !q.users.is_empty() && q.users.iter().chain([&q.user_id]).all(|u| is_okta_id(u)) => {
@@ -515,14 +561,23 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             }
         }
     }
-    // Admit users while the invocation's subrequest budget has room; the rest go back to the queue
-    // as they came, for a later invocation.
-    let per_user = SUBREQUESTS_PER_USER + cfg.app_ids.len() as u32;
+    (by_user, sends)
+}
+
+/// Admits users while the invocation's subrequest budget has room for `per_user` calls each; the
+/// rest go back to the queue as they came, for a later invocation. One user is always admitted:
+/// a budget too small for one still makes progress.
+#[allow(clippy::type_complexity)]
+fn admit<'m, 'b>(
+    by_user: BTreeMap<String, UserMessages<'m>>,
+    budget: &'b Budget,
+    per_user: u32,
+    out: &mut BatchOutcome,
+) -> Vec<(String, UserMessages<'m>, Option<Reservation<'b>>)> {
     let mut admitted = Vec::new();
     for (user_id, msgs) in by_user {
         match budget.reserve(per_user) {
             Some(r) => admitted.push((user_id, msgs, Some(r))),
-            // Always one user at least: a budget too small for one still makes progress.
             None if admitted.is_empty() => admitted.push((user_id, msgs, None)),
             None => {
                 for (m, _) in msgs {
@@ -531,26 +586,14 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
             }
         }
     }
-    let metering = Metering::new(edge, &budget);
-    let edge = &edge.metered(&metering);
-    let results: Vec<_> = stream::iter(admitted)
-        .map(|(user_id, msgs, reservation)| async move {
-            let _reservation = reservation;
-            let started = edge.clock.now_ms();
-            let okta = edge.okta(&cfg.okta, MAX_OKTA_WAIT_MS);
-            let connect = Connect::new(&cfg.connect, edge.http, edge.clock, 0);
-            let gate = Deletions { cfg, okta: &okta, cache: edge.sources, ledger: edge.ledger, clock: edge.clock };
-            let result = provision_user(cfg, &okta, &connect, &gate, &user_id).await;
-            let ms = edge.clock.now_ms().saturating_sub(started);
-            (user_id, msgs, result, okta.calls.get(), connect.calls.get(), ms)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    admitted
+}
 
-    let now = edge.clock.now_ms();
+/// Each user's log line, alerts and dispositions: ack on success (a conflict alerts), else retry
+/// or dead-letter by [`dispose`]; one alert per kind of held deletion.
+fn record(cfg: &ProvisioningConfig, results: Vec<UserResult<'_>>, now: u64, out: &mut BatchOutcome) {
     let mut held: Vec<&'static str> = Vec::new();
-    for (user_id, msgs, result, okta_calls, connect_calls, ms) in results {
+    for UserResult { user_id, msgs, result, okta_calls, connect_calls, ms } in results {
         let max_attempt = msgs.iter().map(|(m, _)| m.attempts).max().unwrap_or(1);
         let mut log = UserLog {
             msg: "provisioning",
@@ -609,7 +652,6 @@ pub async fn handle_batch<H: Http, C: Clock, S: RsaSigner, D: Durable>(
         }
         out.logs.push(serde_json::to_string(&log).expect("plain fields"));
     }
-    out
 }
 
 #[cfg(test)]
