@@ -1,6 +1,7 @@
-"""What the benchmarks share: an instant End User Messaging stand-in, a `wrangler dev` launcher that
-logs to a file, and latency summaries. (bench/provisioning_bench.py reuses the e2e launcher of
-tests/e2e/conftest.py instead: it needs the verifying stand-ins.)"""
+"""What the benchmarks share: an instant End User Messaging stand-in, the repository's one `wrangler
+dev` launcher (tests/e2e/launcher.py) set to log to a file, and latency summaries.
+(bench/provisioning_bench.py uses the e2e fixtures of tests/e2e/conftest.py: it needs the verifying
+stand-ins.)"""
 from __future__ import annotations
 
 import collections
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from mocks._server import free_port, stop_group  # noqa: E402
+from launcher import WranglerDev  # noqa: E402
 
 
 class InstantMessaging:
@@ -66,26 +67,15 @@ class InstantMessaging:
         self._httpd.server_close()
 
 
-class Wrangler:
-    """`wrangler dev` on a free port with `--var`s, its output in `log`, in its own process group."""
+class Wrangler(WranglerDev):
+    """The e2e launcher (tests/e2e/launcher.py) with the benches' habits: output to the file `log`,
+    and `call` for a raw request."""
 
     def __init__(self, config: Path | str, vars: dict, persist: Path, log: Path, env_file: Path):
-        self.port = free_port()
-        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", str(config),
-               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
-               "--persist-to", str(persist), "--show-interactive-dev-session=false", "--env-file", str(env_file)]
-        for k, v in vars.items():
-            cmd += ["--var", f"{k}:{v}"]
-        env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0", CI="1")
-        env.pop("CLOUDFLARE_API_TOKEN", None)
-        self.log_path = log
-        self._log = open(log, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        super().__init__(persist=persist, env_file=env_file, vars=vars, config=config, log=log)
 
     def tail(self, n: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+        return self.text(n)
 
     def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
              timeout: float = 30) -> tuple[int, bytes]:
@@ -97,26 +87,8 @@ class Wrangler:
         finally:
             c.close()
 
-    def wait_ready(self, start_timeout_s: float, build_timeout_s: float) -> float:
-        """Seconds until /healthz answers 200; `build_timeout_s` applies while a custom build runs."""
-        t0 = time.monotonic()
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler dev exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if self.call("GET", "/healthz", timeout=2)[0] == 200:
-                    return time.monotonic() - t0
-            except OSError:
-                pass
-            text = self.tail(20_000).lower()
-            building = "custom build" in text and "ready on" not in text
-            if time.monotonic() - t0 > (build_timeout_s if building else start_timeout_s):
-                raise RuntimeError(f"wrangler dev not healthy after {time.monotonic() - t0:.0f}s:\n{self.tail()}")
-            time.sleep(0.25)
-
     def stop(self):
-        stop_group(self.proc, term_wait_s=15)
-        self._log.close()
+        super().stop(term_wait_s=15)
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:

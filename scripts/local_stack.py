@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+from launcher import WranglerDev, write_env_file  # noqa: E402
 from mocks.aws import MockMessaging  # noqa: E402
 from mocks.connect import MockConnect  # noqa: E402
 from mocks.okta import MockOkta  # noqa: E402
@@ -60,9 +60,6 @@ def main() -> int:
         "OKTA_ISSUER": okta.issuer,
         "OKTA_ALLOWED_CLIENT_IDS": CLIENT_ID,
         "AWS_SMS_VOICE_ENDPOINT": aws.endpoint,
-        "AWS_ACCESS_KEY_ID": AWS_KEY,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "OKTA_EVENT_HOOK_SECRET": EVENT_HOOK_SECRET,
         "OKTA_CONNECT_GROUP_IDS": GROUP,
         "OKTA_CONNECT_APP_IDS": APP,
         "CONNECT_INSTANCE_ID": INSTANCE,
@@ -70,26 +67,23 @@ def main() -> int:
         "CONNECT_PROFILE_MAPPING": json.dumps(mapping),
         "OKTA_ORG_URL": org.org_url,
         "OKTA_API_CLIENT_ID": SERVICE_APP,
+    }
+    # Secrets go through an env file: wrangler prints every --var in its banner.
+    secrets = {
+        "AWS_ACCESS_KEY_ID": AWS_KEY,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "OKTA_EVENT_HOOK_SECRET": EVENT_HOOK_SECRET,
         "OKTA_API_PRIVATE_KEY": json.dumps(private_jwk),
     }
-    cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--ip", "127.0.0.1", "--port", str(PORT),
-           "--persist-to", str(state), "--show-interactive-dev-session=false"]
-    for k, v in variables.items():
-        cmd += ["--var", f"{k}:{v}"]
-    worker = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
-
-    import urllib.request
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        print("the Worker did not start", file=sys.stderr)
-        worker.terminate()
+    state.mkdir(parents=True, exist_ok=True)
+    env_file = write_env_file(state / "local-dev.vars", secrets)
+    worker = WranglerDev(persist=state, env_file=env_file, vars=variables, port=PORT, env=dict(os.environ),
+                         name="scripts/dev")
+    try:
+        worker.wait_ready(180, 900)
+    except RuntimeError as e:
+        print(f"the Worker did not start: {e}", file=sys.stderr)
+        worker.stop()
         return 1
 
     token = okta.mint(exp=int(time.time()) + 24 * 3600)
@@ -126,7 +120,7 @@ Ctrl-C stops everything.
 
     seen = seen_writes = 0
     try:
-        while worker.poll() is None:
+        while worker.proc.poll() is None:
             msgs = aws.messages()
             for m in msgs[seen:]:
                 p = m.get("params") or {}
@@ -142,10 +136,7 @@ Ctrl-C stops everything.
     except KeyboardInterrupt:
         pass
     finally:
-        try:
-            os.killpg(worker.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        worker.stop()
         for m in (okta, aws, org, connect):
             m.close()
     return 0

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from helpers import ORIGINATION_IDENTITIES, ROOT
-from mocks._server import free_port, stop_group
+from launcher import WranglerDev
 from mocks.aws import MockMessaging
 from mocks.connect import MockConnect
 from mocks.okta import MockOkta
@@ -292,30 +292,22 @@ class WorkerInstance:
         self.persist = persist
         self.sensitive = sensitive
         self.config = config
-        self._env = env
-        self._env_file = env_file
-        self._log: list[str] = []
-        self._log_lock = threading.Lock()
         self.restarts = 0
-        self._start()
-
-    def _start(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--config", self.config,
-               "--ip", "127.0.0.1", "--port", str(self.port), "--inspector-port", str(free_port()),
-               "--persist-to", str(self.persist), "--show-interactive-dev-session=false",
-               # an explicit (empty) env file: a developer's .dev.vars must not leak into the tests
-               "--env-file", str(self._env_file)]
-        for k, v in self.vars.items():
-            cmd += ["--var", f"{k}:{v}"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
-        self._readers = [threading.Thread(target=self._pump, args=(s, tag), daemon=True)
-                         for s, tag in ((self.proc.stdout, ""), (self.proc.stderr, "[stderr] "))]
-        for t in self._readers:
-            t.start()
+        self.dev = WranglerDev(persist=persist, env_file=env_file, vars=self.vars, config=config, capture=True, env=env,
+                               name=name)
         self.http = requests.Session()
+
+    @property
+    def proc(self):
+        return self.dev.proc
+
+    @property
+    def port(self) -> int:
+        return self.dev.port
+
+    @property
+    def url(self) -> str:
+        return self.dev.url
 
     def restart(self) -> float:
         """Stops this wrangler dev and starts a new one with the same vars, config and persistence
@@ -323,42 +315,19 @@ class WorkerInstance:
         listens on a new port (`url` changes); the log keeps both runs. Returns the start time."""
         self.stop()
         self.restarts += 1
-        with self._log_lock:
-            self._log.append(f"[e2e] ---- restart {self.restarts} (same persist dir) ----")
-        self._start()
+        self.dev.note(f"[e2e] ---- restart {self.restarts} (same persist dir) ----")
+        self.dev.start()
+        self.http = requests.Session()
         return self.wait_ready()
 
-    def _pump(self, stream, tag):
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self._log_lock:
-                self._log.append(tag + line)
-
     def logs(self) -> str:
-        with self._log_lock:
-            return "\n".join(self._log)
+        return self.dev.text()
 
     def log_lines(self) -> list[str]:
-        with self._log_lock:
-            return list(self._log)
+        return self.dev.lines()
 
     def wait_ready(self):
-        t0 = time.monotonic()
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler dev ({self.name}) exited with {self.proc.returncode}:\n{self.logs()[-6000:]}")
-            try:
-                r = requests.get(self.url + "/healthz", timeout=2)
-                if r.status_code == 200:
-                    return time.monotonic() - t0
-            except requests.RequestException:
-                pass
-            elapsed = time.monotonic() - t0
-            text = self.logs()
-            building = "custom build" in text.lower() and "ready on" not in text.lower()
-            if elapsed > (BUILD_TIMEOUT_S if building else START_TIMEOUT_S):
-                raise RuntimeError(f"wrangler dev ({self.name}) not healthy after {elapsed:.0f}s:\n{text[-6000:]}")
-            time.sleep(0.25)
+        return self.dev.wait_ready(START_TIMEOUT_S, BUILD_TIMEOUT_S)
 
     def wait_for_log(self, needle: str, timeout: float = 3.0) -> list[str]:
         """Lines containing `needle`, waiting briefly for stdout to be flushed."""
@@ -393,9 +362,7 @@ class WorkerInstance:
         return self.http.request(method, self.url + path, **kw)
 
     def stop(self):
-        stop_group(self.proc)
-        for t in self._readers:
-            t.join(2)
+        self.dev.stop()
 
 
 class WorkerFactory:
