@@ -147,6 +147,28 @@ class LoopbackServer:
         self._httpd.server_close()
 
 
+def hang(entry: dict) -> bool:
+    """A `{"hang": s}` entry: sleeps `s` seconds and says so (what follows is the mock's own)."""
+    if "hang" not in entry:
+        return False
+    time.sleep(float(entry["hang"]))
+    return True
+
+
+def fault_reply(entry: dict, error, *, raw_status: int, raw_type: str, label: str = "error") -> tuple["Reply", str] | None:
+    """The scripted faults every mock answers the same way: `{"abort": True}` (the connection
+    closed without an answer) and `{"raw": body, "status"?, "content_type"?}` (a body as given);
+    else, with a `type`, the service's own error shape from `error(entry)`. Returns the reply and
+    the outcome recorded (`label` for the last two), or None for an entry that is none of these."""
+    if entry.get("abort"):
+        return Reply(0, abort=True), "aborted"
+    if "raw" in entry:
+        return Reply(entry.get("status", raw_status), entry["raw"], content_type=entry.get("content_type", raw_type)), label
+    if "type" in entry:
+        return error(entry), label
+    return None
+
+
 class RecordingMock:
     """A loopback mock that records every request and answers from a queued script first.
     Subclasses implement `_handle` and append their records to `self._records` under `self._lock`."""
@@ -166,6 +188,17 @@ class RecordingMock:
         """Queue answers for the next accepted calls, in order."""
         with self._lock:
             self._script.extend(copy.deepcopy(entries))
+
+    def take_script(self, matches=None, queue: deque | None = None) -> dict | None:
+        """Takes the first queued entry that `matches` accepts (any entry by default) from the
+        script (or from another `queue` of this mock's). Every mock takes its faults this way."""
+        q = self._script if queue is None else queue
+        with self._lock:
+            for entry in q:
+                if matches is None or matches(entry):
+                    q.remove(entry)
+                    return entry
+        return None
 
     def pending_script(self) -> int:
         with self._lock:

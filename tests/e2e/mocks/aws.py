@@ -29,7 +29,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
-from ._server import RecordingMock, Reply
+from ._server import RecordingMock, Reply, fault_reply, hang
 
 SERVICE_MODEL_NAME = "pinpoint-sms-voice-v2"
 JSON_CT = "application/x-amz-json-1.0"
@@ -294,8 +294,7 @@ class MockMessaging(SigV4Mock):
             return finish(self._error("ValidationException", {
                 "Message": "; ".join(problems), "Reason": "FIELD_VALIDATION_FAILED"}), "rejected")
 
-        with self._lock:
-            entry = self._script.popleft() if self._script else None
+        entry = self.take_script()
         rec["script"] = entry
         return self._answer(entry, rec, finish)
 
@@ -318,14 +317,10 @@ class MockMessaging(SigV4Mock):
             return finish(Reply(200, json.dumps({"MessageId": mid}).encode(),
                                 headers={"x-amzn-RequestId": str(uuid.uuid4())}, content_type=JSON_CT), "sent")
         if "hang" in entry:
-            rec["outcome"] = "hang"
-            time.sleep(float(entry["hang"]))
+            rec["outcome"] = "hang"  # recorded before the sleep
+            hang(entry)
             reply = self._answer(entry.get("then"), dict(rec), lambda r, o: r)
             rec["status"] = reply.status
             return reply
-        if entry.get("abort"):
-            return finish(Reply(0, abort=True), "aborted")
-        if "raw" in entry:
-            return finish(Reply(entry.get("status", 500), entry["raw"],
-                                content_type=entry.get("content_type", "text/html")), "error")
-        return finish(self._error(entry["type"], entry.get("body"), entry.get("status")), "error")
+        return finish(*fault_reply(entry, lambda e: self._error(e["type"], e.get("body"), e.get("status")),
+                                   raw_status=500, raw_type="text/html"))

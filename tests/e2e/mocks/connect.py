@@ -58,7 +58,7 @@ from urllib.parse import parse_qs, unquote
 import botocore.model
 import botocore.session
 
-from ._server import Reply
+from ._server import Reply, fault_reply, hang
 from .aws import SigV4Mock, model_status, validate_params
 
 JSON_CT = "application/json"
@@ -275,10 +275,7 @@ class MockConnect(SigV4Mock):
             error_type = "InvalidRequestException" if params is None else "InvalidParameterException"
             return finish(self._error(error_type, "; ".join(problems)), "rejected")
 
-        with self._lock:
-            entry = next((e for e in self._script if e.get("op") in (None, route.op)), None)
-            if entry is not None:
-                self._script.remove(entry)
+        entry = self.take_script(lambda e: e.get("op") in (None, route.op))
         rec["script"] = entry
         return self._answer(entry, route.op, params, rec, finish)
 
@@ -317,8 +314,7 @@ class MockConnect(SigV4Mock):
         return params, problems
 
     def _answer(self, entry: dict | None, op: str, params: dict, rec: dict, finish) -> Reply:
-        if entry is not None and "hang" in entry:
-            time.sleep(float(entry["hang"]))
+        if entry is not None and hang(entry):
             entry = None
         if entry is None or entry.get("apply"):
             with self._lock:
@@ -333,13 +329,8 @@ class MockConnect(SigV4Mock):
                     reply, outcome = self._error(f.error_type, f.message), "error"
             if entry is None:
                 return finish(reply, outcome)
-        if entry.get("abort"):
-            return finish(Reply(0, abort=True), "aborted")
-        if "raw" in entry:
-            return finish(Reply(entry.get("status", 500), entry["raw"],
-                                content_type=entry.get("content_type", "text/html")), "error")
-        return finish(self._error(entry["type"], entry.get("message", f"injected {entry['type']}"),
-                                  entry.get("status")), "error")
+        error = lambda e: self._error(e["type"], e.get("message", f"injected {e['type']}"), e.get("status"))  # noqa: E731
+        return finish(*fault_reply(entry, error, raw_status=500, raw_type="text/html"))
 
     # ---- operations (called under self._lock with validated params) --------------------------
     def _instance(self, params: dict):

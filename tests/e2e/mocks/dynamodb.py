@@ -29,7 +29,7 @@ import boto3
 import botocore.session
 import requests
 
-from ._server import Reply, free_port, stop_group
+from ._server import Reply, fault_reply, free_port, hang, stop_group
 from .aws import SigV4Mock, validate_params
 from .aws import model_status as aws_model_status
 
@@ -158,8 +158,7 @@ class DynamoDBProxy(SigV4Mock):
                           "denied")
 
         rec["check_ms"] = (time.perf_counter() - t0) * 1000
-        with self._lock:
-            entry = self._script.popleft() if self._script else None
+        entry = self.take_script()
         rec["script"] = entry
         return self._answer(entry, rec, headers, body, finish)
 
@@ -177,13 +176,7 @@ class DynamoDBProxy(SigV4Mock):
             keep = {k: v for k, v in r.headers.items() if k.lower() in ("x-amzn-requestid", "x-amz-crc32")}
             return finish(Reply(r.status_code, r.content, headers=keep,
                                 content_type=r.headers.get("content-type", JSON_CT)), "forwarded")
-        if "hang" in entry:
-            time.sleep(float(entry["hang"]))
+        if hang(entry):
             return self._answer(entry.get("then"), rec, headers, body, finish)
-        if entry.get("abort"):
-            return finish(Reply(0, abort=True), "aborted")
-        if "raw" in entry:
-            return finish(Reply(entry.get("status", 200), entry["raw"],
-                                content_type=entry.get("content_type", JSON_CT)), "scripted")
-        return finish(self._error(entry["type"], entry.get("message", f"injected {entry['type']}"),
-                                  entry.get("status")), "scripted")
+        error = lambda e: self._error(e["type"], e.get("message", f"injected {e['type']}"), e.get("status"))  # noqa: E731
+        return finish(*fault_reply(entry, error, raw_status=200, raw_type=JSON_CT, label="scripted"))

@@ -55,7 +55,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import RSAAlgorithm
 
-from ._server import RecordingMock, Reply
+from ._server import RecordingMock, Reply, hang
 from .okta import KeyPair, b64u, b64u_decode
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -348,8 +348,7 @@ class MockOktaOrg(RecordingMock):
     def _fault(self, entry: dict, rec: dict, rate_headers: dict) -> Reply | None:
         """A scripted fault's answer; None after a hang (the request then proceeds normally)."""
         rec["script"] = entry
-        if "hang" in entry:
-            time.sleep(float(entry["hang"]))
+        if hang(entry):
             return None
         if entry.get("abort"):
             rec["reason"] = "scripted abort"
@@ -365,8 +364,7 @@ class MockOktaOrg(RecordingMock):
 
     # ---- token endpoint --------------------------------------------------------------------------
     def _token(self, method: str, headers: dict, body: bytes, rec: dict) -> Reply:
-        with self._lock:
-            entry = self._token_script.popleft() if self._token_script else None
+        entry = self.take_script(queue=self._token_script)
         if entry is not None:
             reply = self._fault(entry, rec, {})
             if reply is not None:
@@ -511,10 +509,7 @@ class MockOktaOrg(RecordingMock):
             return Reply(401, _okta_error("E0000011", "Invalid token provided"), headers=rate)
         rec["auth_ok"] = True
 
-        with self._lock:
-            entry = next((e for e in self._script if e.get("path_contains", "") in path), None)
-            if entry is not None:
-                self._script.remove(entry)
+        entry = self.take_script(lambda e: e.get("path_contains", "") in path)
         if entry is not None:
             reply = self._fault(entry, rec, rate)
             if reply is not None:
