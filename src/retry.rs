@@ -49,6 +49,13 @@ pub fn after_fetch(e: &FetchError, effect: Effect) -> Verdict {
     }
 }
 
+/// A call that got no usable answer: a short description of why (`timeout`, or the error) and
+/// the verdict.
+pub fn unanswered(e: &FetchError, effect: Effect) -> (String, Verdict) {
+    let why = if *e == FetchError::Timeout { "timeout".into() } else { e.to_string() };
+    (why, after_fetch(e, effect))
+}
+
 /// Why [`run`] stopped trying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {

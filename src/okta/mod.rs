@@ -304,8 +304,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
                 Ok(r) => Ok(r),
                 Err(FetchError::BudgetSpent) => Err(Failed::last(OktaError::BudgetSpent)),
                 Err(e) => {
-                    let verdict = retry::after_fetch(&e, retry::Effect::Idempotent);
-                    let why = if e == FetchError::Timeout { "timeout".into() } else { e.to_string() };
+                    let (why, verdict) = retry::unanswered(&e, retry::Effect::Idempotent);
                     Err(Failed::new(OktaError::Unavailable(why), verdict))
                 }
             }

@@ -218,8 +218,7 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
                 }
                 Err(FetchError::BudgetSpent) => Err(Failed::last(CallError::BudgetSpent)),
                 Err(e) => {
-                    let verdict = retry::after_fetch(&e, retry::Effect::Idempotent);
-                    let why = if e == FetchError::Timeout { "timeout".into() } else { e.to_string() };
+                    let (why, verdict) = retry::unanswered(&e, retry::Effect::Idempotent);
                     Err(Failed::new(CallError::Network(why), verdict))
                 }
             }
