@@ -485,136 +485,22 @@ pub async fn step<H: Http, C: Clock, S: RsaSigner, D: Durable>(
         if now.saturating_sub(started) >= MAX_INVOCATION_MS {
             break Flow::Yield;
         }
-        match job.phase.clone() {
+        let unit = match job.phase.clone() {
             Phase::Okta { source, url, pages } => {
-                let groups = cfg.group_ids.len();
-                let s = source as usize;
-                if s >= groups + cfg.app_ids.len() {
-                    job.phase = Phase::Plan;
-                    continue;
-                }
-                let Some(_admitted) = budget.reserve(1) else { break Flow::Yield };
-                let group = cfg.group_ids.get(s);
-                let page = match (group, url) {
-                    (Some(_), Some(u)) => okta.members_page(&u).await,
-                    (Some(g), None) => okta.members_page(&okta.members_url(g)).await,
-                    (None, u) => {
-                        let u = u.unwrap_or_else(|| okta.app_users_url(&cfg.app_ids[s - groups]));
-                        okta.app_users_page(&u).await
-                    }
-                };
-                let page = match page {
-                    Ok(p) => p,
-                    Err(e) => break listing_failed(&mut job, now, "Okta", ListingError::Okta(e)),
-                };
-                if !current(store, &job.id)? {
-                    return Ok(Stepped::default());
-                }
-                store.add_okta(&page.users, group.map(String::as_str))?;
-                (progressed, job.failures, job.okta_pages) = (true, 0, job.okta_pages + 1);
-                job.phase = match page.next {
-                    Some(_) if pages as usize + 1 >= MAX_PAGES => {
-                        break Flow::Finished(Some(format!(
-                            "listing Okta failed, nothing changed: more than {MAX_PAGES} pages in one group or app"
-                        )))
-                    }
-                    Some(next) => Phase::Okta { source, url: Some(next), pages: pages + 1 },
-                    None => Phase::Okta { source: source + 1, url: None, pages: 0 },
-                };
-                if !checkpoint(store, &job)? {
-                    return Ok(Stepped::default());
-                }
-                if let Some(rate) = okta.rate.get().filter(RateLimit::nearly_spent) {
-                    break okta_reset(&mut job, now, rate.reset_ms, "OKTA_RATE_LIMIT_NEARLY_SPENT");
-                }
+                okta_page(&cfg, &okta, &budget, store, &mut job, now, (source, url, pages), &mut progressed).await?
             }
             Phase::Managed { token, pages } | Phase::Holders { token, pages } => {
-                let managed = matches!(job.phase, Phase::Managed { .. });
-                let Some(_admitted) = budget.reserve(1) else { break Flow::Yield };
-                let listed = if managed {
-                    connect
-                        .tagged_page(MANAGED_TAG, MANAGED_VALUE, token.as_deref())
-                        .await
-                        .map(|(u, n)| (Listed::Managed(u), n))
-                } else {
-                    connect.list_page(token.as_deref()).await.map(|(u, n)| (Listed::Holders(u), n))
-                };
-                if !current(store, &job.id)? {
-                    return Ok(Stepped::default());
-                }
-                let (count, next) = match listed {
-                    Ok((Listed::Managed(users), next)) => {
-                        store.add_managed(&users)?;
-                        (users.len(), next)
-                    }
-                    Ok((Listed::Holders(users), next)) => {
-                        store.add_holders(&users)?;
-                        (users.len(), next)
-                    }
-                    Err(e) => break listing_failed(&mut job, now, "Connect", ListingError::Connect(e)),
-                };
-                (progressed, job.failures, job.connect_pages) = (true, 0, job.connect_pages + 1);
-                job.phase = match next {
-                    // An empty page with a token again is Connect's to end; a bound keeps it from looping.
-                    Some(_) if pages + 1 >= MAX_CONNECT_PAGES || (count == 0 && pages > MAX_CONNECT_PAGES / 2) => {
-                        break Flow::Finished(Some(format!(
-                            "listing Connect failed, nothing changed: more than {MAX_CONNECT_PAGES} pages"
-                        )))
-                    }
-                    Some(t) if managed => Phase::Managed { token: Some(t), pages: pages + 1 },
-                    Some(t) => Phase::Holders { token: Some(t), pages: pages + 1 },
-                    None if managed => Phase::Holders { token: None, pages: 0 },
-                    None => Phase::Okta { source: 0, url: None, pages: 0 },
-                };
-                if !checkpoint(store, &job)? {
-                    return Ok(Stepped::default());
-                }
+                connect_page(&connect, &budget, store, &mut job, now, (token, pages), &mut progressed).await?
             }
-            Phase::Plan => {
-                if !current(store, &job.id)? {
-                    return Ok(Stepped::default());
-                }
-                plan_run(&cfg, store, &mut job)?;
-                progressed = true;
-                job.phase = Phase::Apply { next: 0 };
-                // With the plan rows, in the same synchronous stretch: a replay never plans again
-                // from listings it no longer has.
-                if !checkpoint(store, &job)? {
-                    return Ok(Stepped::default());
-                }
-            }
+            Phase::Plan => plan_phase(&cfg, store, &mut job, &mut progressed)?,
             Phase::Apply { next } => {
-                if next >= job.changes {
-                    break Flow::Finished(None);
-                }
-                let rows = store.plan_rows(next, APPLY_BATCH)?;
-                if rows.is_empty() {
-                    break Flow::Finished(None);
-                }
-                let mut done = 0;
-                let mut stop = None;
-                for row in rows {
-                    match apply(&cfg, &okta, &connect, &gate, &budget, store, &mut job, row).await? {
-                        Applied::Entry(e) => {
-                            job.report.push(e);
-                            done += 1;
-                            (progressed, job.failures) = (true, 0);
-                            job.phase = Phase::Apply { next: next + done };
-                            if !checkpoint(store, &job)? {
-                                return Ok(Stepped::default());
-                            }
-                        }
-                        Applied::Gone => return Ok(Stepped::default()),
-                        Applied::Stop(flow) => {
-                            stop = Some(flow);
-                            break;
-                        }
-                    }
-                }
-                if let Some(flow) = stop {
-                    break flow;
-                }
+                apply_batch(&cfg, &okta, &connect, &gate, &budget, store, &mut job, next, &mut progressed).await?
             }
+        };
+        match unit {
+            Unit::Next => {}
+            Unit::Stop(flow) => break flow,
+            Unit::Gone => return Ok(Stepped::default()),
         }
     };
     job.report.okta.calls += okta.calls.get();
@@ -702,6 +588,181 @@ enum Applied {
     Stop(Flow),
     /// The run was cancelled (or given up) meanwhile: nothing more.
     Gone,
+}
+
+/// What one unit of a phase's work says about the invocation: go on, stop with this flow, or
+/// the run is no longer this one (cancelled or given up: nothing more is saved).
+enum Unit {
+    Next,
+    Stop(Flow),
+    Gone,
+}
+
+/// One Okta page of the current group or app (`at` = source index, next page's URL, pages read),
+/// stored as rows; then the next page, source or the plan. Ends the invocation at a nearly spent
+/// rate-limit window.
+#[allow(clippy::too_many_arguments)]
+async fn okta_page<H: Http, C: Clock, S: RsaSigner>(
+    cfg: &ProvisioningConfig,
+    okta: &crate::okta::OktaApi<'_, H, C, S>,
+    budget: &Budget,
+    store: &impl JobStore,
+    job: &mut Job,
+    now: u64,
+    (source, url, pages): (u32, Option<String>, u32),
+    progressed: &mut bool,
+) -> Result<Unit, StoreError> {
+    let groups = cfg.group_ids.len();
+    let s = source as usize;
+    if s >= groups + cfg.app_ids.len() {
+        job.phase = Phase::Plan;
+        return Ok(Unit::Next);
+    }
+    let Some(_admitted) = budget.reserve(1) else { return Ok(Unit::Stop(Flow::Yield)) };
+    let group = cfg.group_ids.get(s);
+    let page = match (group, url) {
+        (Some(_), Some(u)) => okta.members_page(&u).await,
+        (Some(g), None) => okta.members_page(&okta.members_url(g)).await,
+        (None, u) => {
+            let u = u.unwrap_or_else(|| okta.app_users_url(&cfg.app_ids[s - groups]));
+            okta.app_users_page(&u).await
+        }
+    };
+    let page = match page {
+        Ok(p) => p,
+        Err(e) => return Ok(Unit::Stop(listing_failed(job, now, "Okta", ListingError::Okta(e)))),
+    };
+    if !current(store, &job.id)? {
+        return Ok(Unit::Gone);
+    }
+    store.add_okta(&page.users, group.map(String::as_str))?;
+    (*progressed, job.failures, job.okta_pages) = (true, 0, job.okta_pages + 1);
+    job.phase = match page.next {
+        Some(_) if pages as usize + 1 >= MAX_PAGES => {
+            return Ok(Unit::Stop(Flow::Finished(Some(format!(
+                "listing Okta failed, nothing changed: more than {MAX_PAGES} pages in one group or app"
+            )))))
+        }
+        Some(next) => Phase::Okta { source, url: Some(next), pages: pages + 1 },
+        None => Phase::Okta { source: source + 1, url: None, pages: 0 },
+    };
+    if !checkpoint(store, job)? {
+        return Ok(Unit::Gone);
+    }
+    if let Some(rate) = okta.rate.get().filter(RateLimit::nearly_spent) {
+        return Ok(Unit::Stop(okta_reset(job, now, rate.reset_ms, "OKTA_RATE_LIMIT_NEARLY_SPENT")));
+    }
+    Ok(Unit::Next)
+}
+
+/// One Connect page: managed users (`SearchUsers` by tag), then every holder (`ListUsers`),
+/// stored as rows; then the next page, listing or Okta.
+async fn connect_page<H: Http, C: Clock>(
+    connect: &Connect<'_, H, C>,
+    budget: &Budget,
+    store: &impl JobStore,
+    job: &mut Job,
+    now: u64,
+    (token, pages): (Option<String>, u32),
+    progressed: &mut bool,
+) -> Result<Unit, StoreError> {
+    let managed = matches!(job.phase, Phase::Managed { .. });
+    let Some(_admitted) = budget.reserve(1) else { return Ok(Unit::Stop(Flow::Yield)) };
+    let listed = if managed {
+        connect.tagged_page(MANAGED_TAG, MANAGED_VALUE, token.as_deref()).await.map(|(u, n)| (Listed::Managed(u), n))
+    } else {
+        connect.list_page(token.as_deref()).await.map(|(u, n)| (Listed::Holders(u), n))
+    };
+    if !current(store, &job.id)? {
+        return Ok(Unit::Gone);
+    }
+    let (count, next) = match listed {
+        Ok((Listed::Managed(users), next)) => {
+            store.add_managed(&users)?;
+            (users.len(), next)
+        }
+        Ok((Listed::Holders(users), next)) => {
+            store.add_holders(&users)?;
+            (users.len(), next)
+        }
+        Err(e) => return Ok(Unit::Stop(listing_failed(job, now, "Connect", ListingError::Connect(e)))),
+    };
+    (*progressed, job.failures, job.connect_pages) = (true, 0, job.connect_pages + 1);
+    job.phase = match next {
+        // An empty page with a token again is Connect's to end; a bound keeps it from looping.
+        Some(_) if pages + 1 >= MAX_CONNECT_PAGES || (count == 0 && pages > MAX_CONNECT_PAGES / 2) => {
+            return Ok(Unit::Stop(Flow::Finished(Some(format!(
+                "listing Connect failed, nothing changed: more than {MAX_CONNECT_PAGES} pages"
+            )))))
+        }
+        Some(t) if managed => Phase::Managed { token: Some(t), pages: pages + 1 },
+        Some(t) => Phase::Holders { token: Some(t), pages: pages + 1 },
+        None if managed => Phase::Holders { token: None, pages: 0 },
+        None => Phase::Okta { source: 0, url: None, pages: 0 },
+    };
+    if !checkpoint(store, job)? {
+        return Ok(Unit::Gone);
+    }
+    Ok(Unit::Next)
+}
+
+/// The pure plan over the stored listings, once; saved with its rows in the same synchronous
+/// stretch, so a replay never plans again from listings it no longer has.
+fn plan_phase(
+    cfg: &ProvisioningConfig,
+    store: &impl JobStore,
+    job: &mut Job,
+    progressed: &mut bool,
+) -> Result<Unit, StoreError> {
+    if !current(store, &job.id)? {
+        return Ok(Unit::Gone);
+    }
+    plan_run(cfg, store, job)?;
+    *progressed = true;
+    job.phase = Phase::Apply { next: 0 };
+    if !checkpoint(store, job)? {
+        return Ok(Unit::Gone);
+    }
+    Ok(Unit::Next)
+}
+
+/// The next [`APPLY_BATCH`] planned changes from `next`, each saved as it is done.
+#[allow(clippy::too_many_arguments)]
+async fn apply_batch<H: Http, C: Clock, S: RsaSigner, G: DeleteGate>(
+    cfg: &ProvisioningConfig,
+    okta: &crate::okta::OktaApi<'_, H, C, S>,
+    connect: &Connect<'_, H, C>,
+    gate: &G,
+    budget: &Budget,
+    store: &impl JobStore,
+    job: &mut Job,
+    next: u32,
+    progressed: &mut bool,
+) -> Result<Unit, StoreError> {
+    if next >= job.changes {
+        return Ok(Unit::Stop(Flow::Finished(None)));
+    }
+    let rows = store.plan_rows(next, APPLY_BATCH)?;
+    if rows.is_empty() {
+        return Ok(Unit::Stop(Flow::Finished(None)));
+    }
+    let mut done = 0;
+    for row in rows {
+        match apply(cfg, okta, connect, gate, budget, store, job, row).await? {
+            Applied::Entry(e) => {
+                job.report.push(e);
+                done += 1;
+                (*progressed, job.failures) = (true, 0);
+                job.phase = Phase::Apply { next: next + done };
+                if !checkpoint(store, job)? {
+                    return Ok(Unit::Gone);
+                }
+            }
+            Applied::Gone => return Ok(Unit::Gone),
+            Applied::Stop(flow) => return Ok(Unit::Stop(flow)),
+        }
+    }
+    Ok(Unit::Next)
 }
 
 /// Applies (or, in a dry run, lists) one change. Before each write, the run must still be the
