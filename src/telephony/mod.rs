@@ -21,7 +21,7 @@ use self::answer::Answer;
 use self::log::LogLine;
 use self::replay::{Claim, Ticket};
 use self::request::{BadRequest, OtpRequest};
-use self::send::{Fault, Message};
+use self::send::{Fault, Message, NotDelivered};
 use crate::auth::jwks::JwksCache;
 use crate::auth::jwt::{self, TokenCache, Verifier};
 use crate::auth::rs256::Rs256;
@@ -437,52 +437,64 @@ where
             log.message_id = Some(d.message_id.clone());
             answer::successful(&d.message_id, &metadata(req.channel, latency, country, None))
         }
-        Err(nd) => {
-            log.attempts = nd.attempts;
-            let (reason, shape) = match &nd.failure {
-                Fault::Refused(kind, detail) => {
-                    log.detail = Some(detail.clone());
-                    if matches!(
-                        kind,
-                        SendFailure::ConfigurationError | SendFailure::SpendLimitReached | SendFailure::AccountBlocked
-                    ) {
-                        alerts.push(format!("AWS refused eventId {} as {}: {detail}", req.event_id, kind.reason()));
-                    }
-                    let shape = if kind.is_destination_refusal() { Shape::Failed } else { Shape::Error(*kind) };
-                    (kind.reason(), shape)
-                }
-                Fault::Timeout => ("TIMEOUT", Shape::Pending),
-                Fault::Unconfirmed(detail) => {
-                    log.detail = Some(detail.clone());
-                    ("OUTCOME_UNKNOWN", Shape::Pending)
-                }
-                Fault::NoOriginationIdentity => {
-                    alerts.push(format!(
-                        "no origination identity for {:?} (ORIGINATION_IDENTITIES has no default)",
-                        req.phone.country()
-                    ));
-                    ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
-                }
-                Fault::Signing(e) => {
-                    alerts.push(format!("could not sign the AWS request: {e}"));
-                    ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
-                }
-            };
-            let meta = || metadata(req.channel, latency, country, Some(reason));
-            match shape {
-                Shape::Pending => {
-                    log.outcome = format!("PENDING:{reason}");
-                    answer::pending(&meta())
-                }
-                Shape::Failed => {
-                    log.outcome = format!("FAILED:{reason}");
-                    answer::failed(&meta())
-                }
-                Shape::Error(kind) => {
-                    log.outcome = format!("FAILED:{reason}");
-                    answer::delivery_failed(kind.user_message(), reason)
-                }
+        Err(nd) => not_delivered(req, &nd, latency, log, alerts),
+    }
+}
+
+/// The answer, log fields and alerts for a message that was not (or not surely) delivered: by
+/// [`Fault`], `PENDING` (it may have been sent), `FAILED` (this destination is refused) or Okta's
+/// `error` object (nothing sent, our side failed).
+fn not_delivered(
+    req: &OtpRequest,
+    nd: &NotDelivered,
+    latency: u64,
+    log: &mut LogLine,
+    alerts: &mut Vec<String>,
+) -> Answer {
+    log.attempts = nd.attempts;
+    let (reason, shape) = match &nd.failure {
+        Fault::Refused(kind, detail) => {
+            log.detail = Some(detail.clone());
+            if matches!(
+                kind,
+                SendFailure::ConfigurationError | SendFailure::SpendLimitReached | SendFailure::AccountBlocked
+            ) {
+                alerts.push(format!("AWS refused eventId {} as {}: {detail}", req.event_id, kind.reason()));
             }
+            let shape = if kind.is_destination_refusal() { Shape::Failed } else { Shape::Error(*kind) };
+            (kind.reason(), shape)
+        }
+        Fault::Timeout => ("TIMEOUT", Shape::Pending),
+        Fault::Unconfirmed(detail) => {
+            log.detail = Some(detail.clone());
+            ("OUTCOME_UNKNOWN", Shape::Pending)
+        }
+        Fault::NoOriginationIdentity => {
+            alerts.push(format!(
+                "no origination identity for {:?} (ORIGINATION_IDENTITIES has no default)",
+                req.phone.country()
+            ));
+            ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
+        }
+        Fault::Signing(e) => {
+            alerts.push(format!("could not sign the AWS request: {e}"));
+            ("CONFIGURATION_ERROR", Shape::Error(SendFailure::ConfigurationError))
+        }
+    };
+    let country = req.phone.country().unwrap_or("");
+    let meta = || metadata(req.channel, latency, country, Some(reason));
+    match shape {
+        Shape::Pending => {
+            log.outcome = format!("PENDING:{reason}");
+            answer::pending(&meta())
+        }
+        Shape::Failed => {
+            log.outcome = format!("FAILED:{reason}");
+            answer::failed(&meta())
+        }
+        Shape::Error(kind) => {
+            log.outcome = format!("FAILED:{reason}");
+            answer::delivery_failed(kind.user_message(), reason)
         }
     }
 }
