@@ -1,10 +1,10 @@
 //! Amazon Connect (API 2017-08-08, restJson1): the user operations the provisioning uses.
 //!
 //! Builders return unsigned requests; sign them with [`super::sign::sign`] using
-//! [`SIGNING_NAME`]. Path labels (instance and user ids) must be plain identifiers
-//! ([`is_resource_id`]), so no percent-encoding is ever needed: the caller checks them and
-//! returns its own error (`provisioning::connect` does, before every builder that takes one);
-//! the builders only `debug_assert!` it. Parsers turn any answer into a
+//! [`SIGNING_NAME`]. Path labels (instance and user ids) are [`PathId`]s: plain identifiers
+//! ([`is_resource_id`]), checked when made, so no percent-encoding is ever needed and no builder
+//! can be handed anything else (the caller turns a refusal into its own error:
+//! `provisioning::client` does). Parsers turn any answer into a
 //! value or an [`AwsError`] (`x-amzn-ErrorType` names the code in restJson1).
 
 use std::collections::BTreeMap;
@@ -30,6 +30,27 @@ pub fn default_endpoint(region: &str) -> String {
 /// Instance, user and profile ids: UUID-like identifiers, safe in a URL path as they are.
 pub fn is_resource_id(id: &str) -> bool {
     (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// An instance or user id that may go into a URL path as it is: only made by [`PathId::new`],
+/// which refuses anything but a plain identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathId<'a>(&'a str);
+
+impl<'a> PathId<'a> {
+    pub fn new(id: &'a str) -> Option<Self> {
+        is_resource_id(id).then_some(PathId(id))
+    }
+
+    pub fn as_str(self) -> &'a str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for PathId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 /// A Connect user as `SearchUsers` summarises it (and as a reconciliation stores it).
@@ -124,8 +145,7 @@ pub fn search_users(
 pub const MAX_LIST_RESULTS: u32 = 1000;
 
 /// `GET /users-summary/{InstanceId}` (`ListUsers`): every user's id and username, a page at a time.
-pub fn list_users(endpoint: &str, instance_id: &str, max_results: u32, next: Option<&str>) -> HttpRequest {
-    debug_assert!(is_resource_id(instance_id));
+pub fn list_users(endpoint: &str, instance_id: PathId<'_>, max_results: u32, next: Option<&str>) -> HttpRequest {
     let mut url =
         format!("{endpoint}/users-summary/{instance_id}?maxResults={}", max_results.clamp(1, MAX_LIST_RESULTS));
     if let Some(t) = next {
@@ -163,8 +183,7 @@ pub fn parse_list(resp: &HttpResponse) -> Result<(Vec<UserSummary>, Option<Strin
 }
 
 /// `PUT /users/{InstanceId}`: a soft-phone agent with the given profiles and tags.
-pub fn create_user(endpoint: &str, instance_id: &str, u: &NewUser<'_>) -> HttpRequest {
-    debug_assert!(is_resource_id(instance_id));
+pub fn create_user(endpoint: &str, instance_id: PathId<'_>, u: &NewUser<'_>) -> HttpRequest {
     let body = json!({
         "Username": u.username,
         "IdentityInfo": u.identity,
@@ -176,31 +195,40 @@ pub fn create_user(endpoint: &str, instance_id: &str, u: &NewUser<'_>) -> HttpRe
     json_body("PUT", format!("{endpoint}/users/{instance_id}"), &body)
 }
 
-fn user_url(endpoint: &str, instance_id: &str, user_id: &str, tail: &str) -> String {
-    debug_assert!(is_resource_id(instance_id) && is_resource_id(user_id));
+fn user_url(endpoint: &str, instance_id: PathId<'_>, user_id: PathId<'_>, tail: &str) -> String {
     format!("{endpoint}/users/{instance_id}/{user_id}{tail}")
 }
 
 /// `POST /users/{I}/{U}/security-profiles` (replaces the set).
-pub fn update_security_profiles(endpoint: &str, instance_id: &str, user_id: &str, ids: &[String]) -> HttpRequest {
+pub fn update_security_profiles(
+    endpoint: &str,
+    instance_id: PathId<'_>,
+    user_id: PathId<'_>,
+    ids: &[String],
+) -> HttpRequest {
     let url = user_url(endpoint, instance_id, user_id, "/security-profiles");
     json_body("POST", url, &json!({ "SecurityProfileIds": ids }))
 }
 
 /// `POST /users/{I}/{U}/routing-profile`.
-pub fn update_routing_profile(endpoint: &str, instance_id: &str, user_id: &str, id: &str) -> HttpRequest {
+pub fn update_routing_profile(endpoint: &str, instance_id: PathId<'_>, user_id: PathId<'_>, id: &str) -> HttpRequest {
     let url = user_url(endpoint, instance_id, user_id, "/routing-profile");
     json_body("POST", url, &json!({ "RoutingProfileId": id }))
 }
 
 /// `POST /users/{I}/{U}/identity-info`.
-pub fn update_identity_info(endpoint: &str, instance_id: &str, user_id: &str, info: &IdentityInfo) -> HttpRequest {
+pub fn update_identity_info(
+    endpoint: &str,
+    instance_id: PathId<'_>,
+    user_id: PathId<'_>,
+    info: &IdentityInfo,
+) -> HttpRequest {
     let url = user_url(endpoint, instance_id, user_id, "/identity-info");
     json_body("POST", url, &json!({ "IdentityInfo": info }))
 }
 
 /// `DELETE /users/{I}/{U}`.
-pub fn delete_user(endpoint: &str, instance_id: &str, user_id: &str) -> HttpRequest {
+pub fn delete_user(endpoint: &str, instance_id: PathId<'_>, user_id: PathId<'_>) -> HttpRequest {
     HttpRequest { method: "DELETE", url: user_url(endpoint, instance_id, user_id, ""), headers: vec![], body: vec![] }
 }
 
@@ -270,6 +298,10 @@ pub fn parse_empty(resp: &HttpResponse) -> Result<(), AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pid(s: &str) -> PathId<'_> {
+        PathId::new(s).expect("a plain id")
+    }
     use crate::testing::json_response;
 
     const E: &str = "https://connect.us-east-1.amazonaws.com";
@@ -304,7 +336,7 @@ mod tests {
         let sp = vec!["sp-1".to_string()];
         let r = create_user(
             E,
-            I,
+            pid(I),
             &NewUser {
                 username: "ana",
                 identity: &info,
@@ -319,12 +351,15 @@ mod tests {
             json!({"Username": "ana", "IdentityInfo": {"FirstName": "Ana"}, "PhoneConfig": {"PhoneType": "SOFT_PHONE"},
                    "SecurityProfileIds": ["sp-1"], "RoutingProfileId": "rp-1", "Tags": {"managedBy": "okta-edge-hooks"}})
         );
-        let r = update_security_profiles(E, I, "u-1", &sp);
+        let r = update_security_profiles(E, pid(I), pid("u-1"), &sp);
         assert_eq!(r.url, format!("{E}/users/{I}/u-1/security-profiles"));
         assert_eq!(body(&r), json!({"SecurityProfileIds": ["sp-1"]}));
-        assert_eq!(body(&update_routing_profile(E, I, "u-1", "rp-2")), json!({"RoutingProfileId": "rp-2"}));
-        assert_eq!(body(&update_identity_info(E, I, "u-1", &info)), json!({"IdentityInfo": {"FirstName": "Ana"}}));
-        let d = delete_user(E, I, "u-1");
+        assert_eq!(body(&update_routing_profile(E, pid(I), pid("u-1"), "rp-2")), json!({"RoutingProfileId": "rp-2"}));
+        assert_eq!(
+            body(&update_identity_info(E, pid(I), pid("u-1"), &info)),
+            json!({"IdentityInfo": {"FirstName": "Ana"}})
+        );
+        let d = delete_user(E, pid(I), pid("u-1"));
         assert_eq!((d.method, d.url.as_str(), d.body.len()), ("DELETE", format!("{E}/users/{I}/u-1").as_str(), 0));
     }
 
@@ -358,6 +393,8 @@ mod tests {
         assert!(is_resource_id(I));
         for bad in ["", "a/b", "a%2F", "a b", &"x".repeat(101)] {
             assert!(!is_resource_id(bad), "{bad}");
+            assert_eq!(PathId::new(bad), None, "no builder can be given {bad:?}");
         }
+        assert_eq!(PathId::new(I).map(PathId::as_str), Some(I));
     }
 }

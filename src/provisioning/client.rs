@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::config::ConnectConfig;
 use super::mapping::Desired;
-use crate::aws::connect::{self as api, ConnectUser, NewUser, Search, UserSummary};
+use crate::aws::connect::{self as api, ConnectUser, NewUser, PathId, Search, UserSummary};
 use crate::aws::error::AwsError;
 use crate::aws::sign::sign;
 use crate::edge::{Clock, FetchError, Http, HttpRequest, HttpResponse};
@@ -154,14 +154,12 @@ pub fn diff(desired: &Desired, existing: &ConnectUser) -> Vec<Change> {
 
 /// Instance and user ids go into Connect's URL paths as they are: anything but a plain identifier
 /// is refused here, before a request is built, in release builds too.
-fn path_ids(instance_id: &str, user_id: Option<&str>) -> Result<(), CallError> {
-    if !api::is_resource_id(instance_id) {
-        return Err(CallError::InvalidId("instance id"));
-    }
-    match user_id {
-        Some(u) if !api::is_resource_id(u) => Err(CallError::InvalidId("user id")),
-        _ => Ok(()),
-    }
+fn instance(instance_id: &str) -> Result<PathId<'_>, CallError> {
+    PathId::new(instance_id).ok_or(CallError::InvalidId("instance id"))
+}
+
+fn user(user_id: &str) -> Result<PathId<'_>, CallError> {
+    PathId::new(user_id).ok_or(CallError::InvalidId("user id"))
 }
 
 /// Signed calls to one Connect instance, counted, optionally paced.
@@ -272,13 +270,12 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
     /// One page of every user of the instance, managed or not: id and username (`ListUsers`),
     /// and the next page's token.
     pub async fn list_page(&self, token: Option<&str>) -> Result<(Vec<UserSummary>, Option<String>), CallError> {
-        path_ids(&self.cfg.instance_id, None)?;
-        let req = api::list_users(&self.cfg.endpoint, &self.cfg.instance_id, api::MAX_LIST_RESULTS, token);
+        let req = api::list_users(&self.cfg.endpoint, instance(&self.cfg.instance_id)?, api::MAX_LIST_RESULTS, token);
         api::parse_list(&self.call(req).await?).map_err(CallError::Aws)
     }
 
     pub async fn create(&self, d: &Desired) -> Result<Created, CallError> {
-        path_ids(&self.cfg.instance_id, None)?;
+        let instance_id = instance(&self.cfg.instance_id)?;
         let tags = managed_tags(&d.okta_user_id);
         let new = NewUser {
             username: &d.username,
@@ -287,7 +284,7 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
             routing_profile_id: &d.profiles.routing_profile_id,
             tags: &tags,
         };
-        match self.call(api::create_user(&self.cfg.endpoint, &self.cfg.instance_id, &new)).await {
+        match self.call(api::create_user(&self.cfg.endpoint, instance_id, &new)).await {
             Ok(r) => api::parse_create(&r).map(Created::New).map_err(CallError::Aws),
             Err(e) if e.status() == Some(409) => Ok(Created::Exists),
             Err(e) => Err(e),
@@ -296,8 +293,7 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
 
     /// Applies `changes` to `user` so that it matches `d`.
     pub async fn update(&self, user_id: &str, d: &Desired, changes: &[Change]) -> Result<(), CallError> {
-        path_ids(&self.cfg.instance_id, Some(user_id))?;
-        let (e, i) = (&self.cfg.endpoint, &self.cfg.instance_id);
+        let (e, i, user_id) = (&self.cfg.endpoint, instance(&self.cfg.instance_id)?, user(user_id)?);
         for c in changes {
             let req = match c {
                 Change::SecurityProfiles => {
@@ -319,8 +315,8 @@ impl<'a, H: Http, C: Clock> Connect<'a, H, C> {
 
     /// Deletes a user; one that is already gone (404) counts as deleted.
     pub async fn delete(&self, user_id: &str) -> Result<(), CallError> {
-        path_ids(&self.cfg.instance_id, Some(user_id))?;
-        match self.call(api::delete_user(&self.cfg.endpoint, &self.cfg.instance_id, user_id)).await {
+        let req = api::delete_user(&self.cfg.endpoint, instance(&self.cfg.instance_id)?, user(user_id)?);
+        match self.call(req).await {
             Ok(_) => Ok(()),
             Err(e) if e.status() == Some(404) => Ok(()),
             Err(e) => Err(e),
