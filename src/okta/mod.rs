@@ -170,6 +170,29 @@ pub fn is_okta_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// An Okta id that may go into a URL path as it is: only made by [`OktaId::new`] (or
+/// [`OktaId::of`]), which refuse anything but [`is_okta_id`]. Every URL this client builds takes
+/// one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OktaId<'a>(&'a str);
+
+impl<'a> OktaId<'a> {
+    pub fn new(id: &'a str) -> Option<Self> {
+        is_okta_id(id).then_some(OktaId(id))
+    }
+
+    /// The id, or [`OktaError::InvalidId`] naming `what` (never the value): nothing is sent.
+    pub fn of(id: &'a str, what: &'static str) -> Result<Self, OktaError> {
+        Self::new(id).ok_or(OktaError::InvalidId(what))
+    }
+}
+
+impl fmt::Display for OktaId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// What outlives a request: the imported key and the access token (one isolate, many requests).
 pub struct Session<K> {
     key: RefCell<Option<K>>,
@@ -423,9 +446,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
 
     /// `GET /api/v1/users/{id}`; `None` when Okta does not know the user (deleted).
     pub async fn user(&self, id: &str) -> Result<Option<OktaUser>, OktaError> {
-        if !is_okta_id(id) {
-            return Err(OktaError::InvalidId("user id"));
-        }
+        let id = OktaId::of(id, "user id")?;
         let Some(resp) = self.get(&format!("{}/api/v1/users/{id}", self.cfg.org_url)).await? else {
             return Ok(None);
         };
@@ -435,6 +456,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
 
     /// `GET /api/v1/apps/{app}/users/{id}`: whether the user is assigned to the app.
     pub async fn is_assigned(&self, app_id: &str, user_id: &str) -> Result<bool, OktaError> {
+        let (app_id, user_id) = (OktaId::of(app_id, "app id")?, OktaId::of(user_id, "user id")?);
         let url = format!("{}/api/v1/apps/{app_id}/users/{user_id}", self.cfg.org_url);
         Ok(self.get(&url).await?.is_some())
     }
@@ -442,12 +464,14 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// `GET /api/v1/groups/{id}`: whether the group exists. Checked before any deletion, because
     /// a member listing or a membership check cannot tell a missing group from a non-member.
     pub async fn group_exists(&self, group_id: &str) -> Result<bool, OktaError> {
+        let group_id = OktaId::of(group_id, "group id")?;
         Ok(self.get(&format!("{}/api/v1/groups/{group_id}", self.cfg.org_url)).await?.is_some())
     }
 
     /// `GET /api/v1/apps/{id}`: whether the app exists. Okta answers 404 for a missing app as for a
     /// missing assignment, so [`Self::is_assigned`] alone never proves "not assigned".
     pub async fn app_exists(&self, app_id: &str) -> Result<bool, OktaError> {
+        let app_id = OktaId::of(app_id, "app id")?;
         Ok(self.get(&format!("{}/api/v1/apps/{app_id}", self.cfg.org_url)).await?.is_some())
     }
 
@@ -486,6 +510,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// The ids of the user's groups (`GET /api/v1/users/{id}/groups`); `None` when the user is
     /// unknown.
     pub async fn group_ids(&self, user_id: &str) -> Result<Option<Vec<String>>, OktaError> {
+        let user_id = OktaId::of(user_id, "user id")?;
         let url = format!("{}/api/v1/users/{user_id}/groups", self.cfg.org_url);
         let Some(items) = self.pages(url).await? else { return Ok(None) };
         items
@@ -497,12 +522,12 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
 
     /// The first page of a group's members (`GET /api/v1/groups/{id}/users`, 200 a page as the
     /// Management API recommends).
-    pub fn members_url(&self, group_id: &str) -> String {
+    pub fn members_url(&self, group_id: OktaId<'_>) -> String {
         format!("{}/api/v1/groups/{group_id}/users?limit=200", self.cfg.org_url)
     }
 
     /// The first page of an app's users (`GET /api/v1/apps/{id}/users?expand=user`).
-    pub fn app_users_url(&self, app_id: &str) -> String {
+    pub fn app_users_url(&self, app_id: OktaId<'_>) -> String {
         format!("{}/api/v1/apps/{app_id}/users?limit=500&expand=user", self.cfg.org_url)
     }
 
@@ -540,7 +565,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// Every member of a group (all pages).
     #[cfg(test)]
     pub async fn group_members(&self, group_id: &str) -> Result<Vec<OktaUser>, OktaError> {
-        let (mut users, mut url) = (Vec::new(), Some(self.members_url(group_id)));
+        let (mut users, mut url) = (Vec::new(), Some(self.members_url(OktaId::of(group_id, "group id")?)));
         while let Some(u) = url {
             let page = self.members_page(&u).await?;
             users.extend(page.users);
@@ -552,7 +577,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// Every user assigned to an app (all pages).
     #[cfg(test)]
     pub async fn app_users(&self, app_id: &str) -> Result<Vec<OktaUser>, OktaError> {
-        let (mut users, mut url) = (Vec::new(), Some(self.app_users_url(app_id)));
+        let (mut users, mut url) = (Vec::new(), Some(self.app_users_url(OktaId::of(app_id, "app id")?)));
         while let Some(u) = url {
             let page = self.app_users_page(&u).await?;
             users.extend(page.users);

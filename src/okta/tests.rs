@@ -311,3 +311,19 @@ fn a_user_id_that_is_not_an_okta_id_is_refused_before_any_request() {
     }
     assert!(rig.urls().is_empty(), "nothing was sent, not even a token request");
 }
+
+#[test]
+fn every_id_in_a_url_path_is_checked_before_any_request() {
+    let rig = Rig::new();
+    let api = rig.api(0);
+    let bad = "00g/../users";
+    assert_eq!(block_on(api.group_exists(bad)).unwrap_err(), OktaError::InvalidId("group id"));
+    assert_eq!(block_on(api.app_exists(bad)).unwrap_err(), OktaError::InvalidId("app id"));
+    assert_eq!(block_on(api.group_ids(bad)).unwrap_err(), OktaError::InvalidId("user id"));
+    assert_eq!(block_on(api.is_assigned("0oa1app", bad)).unwrap_err(), OktaError::InvalidId("user id"));
+    assert_eq!(block_on(api.is_assigned(bad, "00u1ana")).unwrap_err(), OktaError::InvalidId("app id"));
+    assert_eq!(block_on(api.group_members(bad)).unwrap_err(), OktaError::InvalidId("group id"));
+    assert_eq!(block_on(api.app_users(bad)).unwrap_err(), OktaError::InvalidId("app id"));
+    assert_eq!(OktaId::new("00g1connectgrp000x1").map(|id| id.to_string()).as_deref(), Some("00g1connectgrp000x1"));
+    assert!(rig.urls().is_empty(), "nothing was sent, not even a token request");
+}

@@ -35,7 +35,7 @@ use crate::http::Handled;
 use crate::http::{self, Answer};
 use crate::ledger::StoreError;
 use crate::okta::assertion::RsaSigner;
-use crate::okta::{OktaError, OktaUser, RateLimit, MAX_PAGES};
+use crate::okta::{OktaError, OktaId, OktaUser, RateLimit, MAX_PAGES};
 use crate::provisioning::client::{owner, CallError, Change, Connect, Created, MANAGED_TAG, MANAGED_VALUE};
 use crate::provisioning::config::ProvisioningConfig;
 use crate::provisioning::mapping::{has_access_status, Desired};
@@ -622,11 +622,15 @@ async fn okta_page<H: Http, C: Clock, S: RsaSigner>(
     let group = cfg.group_ids.get(s);
     let page = match (group, url) {
         (Some(_), Some(u)) => okta.members_page(&u).await,
-        (Some(g), None) => okta.members_page(&okta.members_url(g)).await,
-        (None, u) => {
-            let u = u.unwrap_or_else(|| okta.app_users_url(&cfg.app_ids[s - groups]));
-            okta.app_users_page(&u).await
-        }
+        (Some(g), None) => match OktaId::of(g, "group id") {
+            Ok(g) => okta.members_page(&okta.members_url(g)).await,
+            Err(e) => Err(e),
+        },
+        (None, Some(u)) => okta.app_users_page(&u).await,
+        (None, None) => match OktaId::of(&cfg.app_ids[s - groups], "app id") {
+            Ok(a) => okta.app_users_page(&okta.app_users_url(a)).await,
+            Err(e) => Err(e),
+        },
     };
     let page = match page {
         Ok(p) => p,
