@@ -305,7 +305,7 @@ const SETUP_CODES: &[&str] = &[
 /// Maps an EUM send error to what it means for the user.
 ///
 /// Decisions beyond the obvious:
-/// - Throttling codes and 5xx/transient errors are decided first, by [`AwsError::retry_class`].
+/// - Throttling codes and 5xx/transient errors are decided first, by [`AwsError::verdict`].
 /// - `ValidationException` `COUNTRY_CODE_MISMATCH` and `INVALID_IDENTITY_FOR_DESTINATION_COUNTRY`
 ///   say our origination identity cannot serve the destination's country: fixable by adding an
 ///   identity, so `ConfigurationError`, not `CountryBlocked`.
