@@ -307,7 +307,8 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
     /// Sends with retries on 5xx, network errors and timeouts, and waits for a rate-limit reset
     /// within `max_wait_ms` ([`retry::run`]). Any other answer (2xx, 4xx) is returned as is.
     async fn send(&self, make: impl Fn() -> HttpRequest) -> Result<HttpResponse, OktaError> {
-        let policy = retry::Policy { max_wait_ms: self.max_wait_ms, ..RETRY };
+        // The wait includes the 100 ms past the reset: a reset up to `max_wait_ms` away is waited out.
+        let policy = retry::Policy { max_wait_ms: self.max_wait_ms.saturating_add(100), ..RETRY };
         let tried = retry::run(&policy, self.clock, None, async |_| {
             self.count();
             let answer = self.http.send(make(), CALL_TIMEOUT_MS).await;
@@ -393,6 +394,7 @@ impl<H: Http, C: Clock, S: RsaSigner> OktaApi<'_, H, C, S> {
         self.count();
         let resp = match self.http.send(request(), CALL_TIMEOUT_MS).await {
             Ok(r) => r,
+            Err(FetchError::BudgetSpent) => return Err(OktaError::BudgetSpent),
             Err(e) => return Err(OktaError::Unavailable(format!("token endpoint: {e}"))),
         };
         match resp.status {

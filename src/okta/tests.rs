@@ -327,3 +327,24 @@ fn every_id_in_a_url_path_is_checked_before_any_request() {
     assert_eq!(OktaId::new("00g1connectgrp000x1").map(|id| id.to_string()).as_deref(), Some("00g1connectgrp000x1"));
     assert!(rig.urls().is_empty(), "nothing was sent, not even a token request");
 }
+
+#[test]
+fn a_token_request_refused_by_the_budget_is_a_budget_refusal() {
+    let rig = Rig::new();
+    let budget = crate::budget::Budget::new(0);
+    let metered = crate::budget::Metered { inner: &rig.http, budget: &budget };
+    let api = OktaApi {
+        cfg: &rig.cfg,
+        http: &metered,
+        clock: &rig.clock,
+        signer: &PureRustSigner,
+        session: &rig.session,
+        max_wait_ms: 0,
+        calls: Cell::new(0),
+        rate: Cell::new(None),
+    };
+    let e = block_on(api.user("00u1ana")).unwrap_err();
+    assert_eq!(e, OktaError::BudgetSpent, "not Unavailable: the reconciliation yields on it");
+    assert!(crate::budget::Spent::budget_spent(&e));
+    assert!(rig.urls().is_empty());
+}

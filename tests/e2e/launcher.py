@@ -32,11 +32,18 @@ def clean_env(extra: dict | None = None) -> dict:
 
 
 def write_env_file(path: Path, secrets: dict) -> Path:
-    """A `.dev.vars`-style file of `secrets` (JSON-quoted values), readable by its owner only."""
-    import json
-
-    path.write_text("".join(f"{k}={json.dumps(str(v))}\n" for k, v in secrets.items()))
-    path.chmod(0o600)
+    """A `.dev.vars`-style file of `secrets`, created readable by its owner only. Values are
+    single-quoted, which dotenv (wrangler's reader) takes literally: a JSON value such as a JWK
+    arrives as written. A value with a quote or a line break is refused."""
+    lines = []
+    for k, v in secrets.items():
+        v = str(v)
+        if "'" in v or "\n" in v or "\r" in v:
+            raise ValueError(f"{k}: a value for an env file may hold no single quote or line break")
+        lines.append(f"{k}='{v}'\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(lines))
     return path
 
 
@@ -121,7 +128,7 @@ class WranglerDev:
         try:
             c.request("GET", "/healthz")
             return c.getresponse().status
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return None
         finally:
             c.close()
