@@ -96,24 +96,6 @@ impl Spent for DurableError {
     }
 }
 
-impl Spent for crate::okta::OktaError {
-    fn budget_spent(&self) -> bool {
-        *self == crate::okta::OktaError::BudgetSpent
-    }
-}
-
-impl Spent for crate::provisioning::client::CallError {
-    fn budget_spent(&self) -> bool {
-        *self == crate::provisioning::client::CallError::BudgetSpent
-    }
-}
-
-impl Spent for crate::provisioning::safety::Held {
-    fn budget_spent(&self) -> bool {
-        *self == crate::provisioning::safety::Held::InvocationSpent
-    }
-}
-
 /// An edge service whose calls are counted against a [`Budget`].
 pub struct Metered<'a, T> {
     pub inner: &'a T,

@@ -23,18 +23,18 @@ use crate::guard::window::{self, Counter, Limit, Window};
 
 /// Why a ledger call has no usable reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallError {
+pub enum LedgerError {
     /// Refused before it left: the invocation's subrequest budget is spent.
     BudgetSpent,
     /// No reply in time, no object, or a reply outside the protocol; the text says which.
     Failed(String),
 }
 
-impl std::fmt::Display for CallError {
+impl std::fmt::Display for LedgerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CallError::BudgetSpent => f.write_str(crate::budget::SPENT),
-            CallError::Failed(e) => f.write_str(e),
+            LedgerError::BudgetSpent => f.write_str(crate::budget::SPENT),
+            LedgerError::Failed(e) => f.write_str(e),
         }
     }
 }
@@ -45,17 +45,17 @@ pub async fn call<D: Durable>(
     object: &str,
     request: &Request,
     timeout_ms: u64,
-) -> Result<Reply, CallError> {
-    let body = serde_json::to_string(request).map_err(|e| CallError::Failed(e.to_string()))?;
+) -> Result<Reply, LedgerError> {
+    let body = serde_json::to_string(request).map_err(|e| LedgerError::Failed(e.to_string()))?;
     let text = ledger.call(object, body, timeout_ms).await.map_err(|e| match e {
-        DurableError::Timeout => CallError::Failed(format!("no reply within {timeout_ms} ms")),
-        DurableError::Unavailable(e) => CallError::Failed(e),
-        DurableError::BudgetSpent => CallError::BudgetSpent,
+        DurableError::Timeout => LedgerError::Failed(format!("no reply within {timeout_ms} ms")),
+        DurableError::Unavailable(e) => LedgerError::Failed(e),
+        DurableError::BudgetSpent => LedgerError::BudgetSpent,
     })?;
     match serde_json::from_str::<Reply>(&text) {
-        Ok(Reply::Error { reason }) => Err(CallError::Failed(format!("the object refused: {reason:?}"))),
+        Ok(Reply::Error { reason }) => Err(LedgerError::Failed(format!("the object refused: {reason:?}"))),
         Ok(reply) => Ok(reply),
-        Err(_) => Err(CallError::Failed("the object's reply is not the ledger protocol".into())),
+        Err(_) => Err(LedgerError::Failed("the object's reply is not the ledger protocol".into())),
     }
 }
 

@@ -83,6 +83,12 @@ pub enum OktaError {
     BudgetSpent,
 }
 
+impl crate::budget::Spent for OktaError {
+    fn budget_spent(&self) -> bool {
+        *self == OktaError::BudgetSpent
+    }
+}
+
 impl OktaError {
     pub fn reason(&self) -> &'static str {
         match self {

@@ -36,9 +36,14 @@ impl Rig {
     }
 
     fn api(&self, max_wait_ms: u64) -> OktaApi<'_, Rc<ScriptedHttp>, Rc<FakeClock>, PureRustSigner> {
+        self.api_over(&self.http, max_wait_ms)
+    }
+
+    /// The client over another `Http` (a metered or yielding wrapper of the rig's).
+    fn api_over<'a, H: Http>(&'a self, http: &'a H, max_wait_ms: u64) -> OktaApi<'a, H, Rc<FakeClock>, PureRustSigner> {
         OktaApi {
             cfg: &self.cfg,
-            http: &self.http,
+            http,
             clock: &self.clock,
             signer: &PureRustSigner,
             session: &self.session,
@@ -260,17 +265,7 @@ fn concurrent_units_of_work_share_the_token_not_the_refresh() {
         Ok(if r.url.ends_with("/token") { token_ok(3600) } else { json_response(200, &user_json("00uANA", "ACTIVE")) })
     });
     let http = crate::testing::Yielding(rig.http.clone());
-    let api = |http| OktaApi {
-        cfg: &rig.cfg,
-        http,
-        clock: &rig.clock,
-        signer: &PureRustSigner,
-        session: &rig.session,
-        max_wait_ms: 0,
-        calls: Cell::new(0),
-        rate: Cell::new(None),
-    };
-    let (a, b) = (api(&http), api(&http));
+    let (a, b) = (rig.api_over(&http, 0), rig.api_over(&http, 0));
     let (ra, rb) = block_on(futures_util::future::join(a.user("00uANA"), b.user("00uANA")));
     assert!(ra.is_ok() && rb.is_ok());
     assert_eq!(rig.urls().iter().filter(|u| u.ends_with("/token")).count(), 1);
@@ -333,17 +328,7 @@ fn a_token_request_refused_by_the_budget_is_a_budget_refusal() {
     let rig = Rig::new();
     let budget = crate::budget::Budget::new(0);
     let metered = crate::budget::Metered { inner: &rig.http, budget: &budget };
-    let api = OktaApi {
-        cfg: &rig.cfg,
-        http: &metered,
-        clock: &rig.clock,
-        signer: &PureRustSigner,
-        session: &rig.session,
-        max_wait_ms: 0,
-        calls: Cell::new(0),
-        rate: Cell::new(None),
-    };
-    let e = block_on(api.user("00u1ana")).unwrap_err();
+    let e = block_on(rig.api_over(&metered, 0).user("00u1ana")).unwrap_err();
     assert_eq!(e, OktaError::BudgetSpent, "not Unavailable: the reconciliation yields on it");
     assert!(crate::budget::Spent::budget_spent(&e));
     assert!(rig.urls().is_empty());

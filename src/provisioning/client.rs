@@ -52,6 +52,12 @@ pub enum CallError {
     BudgetSpent,
 }
 
+impl crate::budget::Spent for CallError {
+    fn budget_spent(&self) -> bool {
+        *self == CallError::BudgetSpent
+    }
+}
+
 impl CallError {
     pub fn is_transient(&self) -> bool {
         match self {

@@ -54,6 +54,12 @@ pub enum Held {
     InvocationSpent,
 }
 
+impl crate::budget::Spent for Held {
+    fn budget_spent(&self) -> bool {
+        *self == Held::InvocationSpent
+    }
+}
+
 impl Held {
     pub fn reason(&self) -> &'static str {
         match self {
@@ -158,7 +164,7 @@ pub async fn take_budget<D: Durable>(ledger: &D, max: u64) -> Result<(), Held> {
         Ok(Reply::Counted) => Ok(()),
         Ok(Reply::Limited { limit }) => Err(Held::BudgetSpent { max, retry_after_ms: limit.retry_after_ms }),
         Ok(_) => Err(Held::BudgetUnavailable("an unexpected reply".into())),
-        Err(ledger::CallError::BudgetSpent) => Err(Held::InvocationSpent),
+        Err(ledger::LedgerError::BudgetSpent) => Err(Held::InvocationSpent),
         Err(e) => Err(Held::BudgetUnavailable(e.to_string())),
     }
 }

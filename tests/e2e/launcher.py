@@ -23,11 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 
 
-def clean_env(extra: dict | None = None) -> dict:
+def clean_env() -> dict:
     """The environment wrangler runs in: no colours, no prompts, no account token."""
     env = dict(os.environ, NO_COLOR="1", FORCE_COLOR="0", CI="1")
     env.pop("CLOUDFLARE_API_TOKEN", None)
-    env.update(extra or {})
     return env
 
 
