@@ -7,9 +7,10 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
 use worker::{
     AbortController, ByteStream, Date, Delay, Fetch, Headers, KvStore, Method, ObjectNamespace, QueueContentType,
-    RawMessageBuilder, Request, RequestInit, RequestRedirect,
+    RawMessageBuilder, Request, RequestInit, RequestRedirect, Response, ResponseBody,
 };
 
 use crate::edge::{
@@ -48,6 +49,21 @@ fn read_whole(headers: &Headers, max: usize) -> Result<bool, ReadError> {
     }
     let coded = headers.get("content-encoding").ok().flatten().is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
     Ok(declared.is_some() && !coded)
+}
+
+/// A response body read whole by the runtime: one `arrayBuffer()` on a native `Response` over
+/// the body's stream. (worker's `Response::bytes` and `text` read the stream chunk by chunk
+/// through wasm-bindgen — reader, read, releaseLock — which cost about a tenth of a warm
+/// telephony request's CPU in the bare-workerd profile, bench/README.md.)
+async fn read_native(resp: &Response) -> worker::Result<Vec<u8>> {
+    let stream = match resp.body() {
+        ResponseBody::Stream(stream) => stream,
+        ResponseBody::Body(bytes) => return Ok(bytes.clone()),
+        ResponseBody::Empty => return Ok(Vec::new()),
+    };
+    let native = web_sys::Response::new_with_opt_readable_stream(Some(stream))?;
+    let buffer = JsFuture::from(native.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// A whole body, checked against its bound once more.
@@ -113,7 +129,7 @@ async fn fetch_bounded(req: HttpRequest, timeout_ms: u64, max_bytes: usize) -> R
         let status = resp.status_code();
         let headers: Vec<(String, String)> = resp.headers().entries().collect();
         let body = match whole {
-            Ok(true) => bounded(resp.bytes().await, max_bytes),
+            Ok(true) => bounded(read_native(&resp).await, max_bytes),
             Ok(false) => read_capped(resp.stream().ok(), max_bytes).await,
             Err(e) => Err(e),
         };
@@ -144,9 +160,11 @@ impl Durable for WorkerDurable {
         init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
         let request = Request::new_with_init("https://ledger.internal/", &init)
             .map_err(|e| DurableError::Unavailable(e.to_string()))?;
+        // The object's replies are ours and bounded by it (ledger::Reply), read whole.
         let exchange = async move {
-            let mut resp = stub.fetch_with_request(request).await?;
-            resp.text().await
+            let resp = stub.fetch_with_request(request).await?;
+            String::from_utf8(read_native(&resp).await?)
+                .map_err(|_| worker::Error::RustError("reply is not UTF-8".into()))
         };
         let timer = Delay::from(Duration::from_millis(timeout_ms));
         match select(Box::pin(exchange), timer).await {
