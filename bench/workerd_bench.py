@@ -99,7 +99,7 @@ class Setup:
     outbound: str = "inprocess"     # inprocess | loopback | none
     consumer: bool = True           # the queue broker delivers to the Worker's queue() handler
     trivial_only: bool = False      # the process-start baseline: one trivial Worker, nothing else
-    do_storage: str = "disk"        # disk (SQLite files in a temporary directory, as wrangler dev) | memory
+    do_storage: str = "disk"        # where main() put the temporary directory: disk | memory (tmpfs)
     ledger: bool = True             # False: no OTP_LEDGER binding nor namespace (the Worker's fail-open path)
     inspector: int | None = None    # `--inspector-addr=127.0.0.1:<port>` (the Chrome DevTools Protocol)
     ports: dict = field(default_factory=lambda: {"http": free_port(), "control": free_port(),
@@ -136,8 +136,7 @@ def render(s: Setup) -> str:
         text = [f"(name = {capnp(k)}, text = {capnp(str(v))})" for k, v in sorted(s.vars.items())]
         ledger = ['(name = "OTP_LEDGER", durableObjectNamespace = (className = "OtpLedger"))'] if s.ledger else []
         namespaces = (', durableObjectNamespaces = [(className = "OtpLedger", uniqueKey = "okta-edge-hooks-OtpLedger", '
-                      'enableSql = true)], durableObjectStorage = '
-                      + ('(localDisk = "do-disk")' if s.do_storage == "disk" else "(inMemory = void)")) if s.ledger else ""
+                      'enableSql = true)], durableObjectStorage = (localDisk = "do-disk")') if s.ledger else ""
         main = worker(
             # index.js imports "./index_bg.wasm": that module name, as wrangler uploads it.
             f'{esm("index.js")}, (name = "index_bg.wasm", wasm = embed "index_bg.wasm")',
@@ -754,6 +753,33 @@ def table(results: dict, cold: dict | None, upstream: dict, setting: str) -> lis
     return ["BENCH " + line for line in lines]
 
 
+def compare_table(before: dict, after: dict, cold_before: dict | None, cold_after: dict | None, before_dir: str,
+                  after_label: str) -> list[str]:
+    """--compare: the same phases on both bundles, measured alternately in one run."""
+    def cpu(ph: dict) -> str:
+        return "/".join(fmt(ph[p]["cpu_ms_per_request"]) for p in ("seq", "c8", "c32") if p in ph)
+
+    def size(d: Path) -> str:
+        import gzip
+        wasm = (d / "index_bg.wasm").read_bytes()
+        return f"{len(wasm):,} B raw / {len(gzip.compress(wasm, 9)):,} B gzip (Python's zlib, level 9)"
+
+    rows = [f"compare: before = {before_dir} ({size(Path(before_dir))}); after = {after_label}",
+            f"{'kind':<20} {'cpu ms/req seq/c8/c32 before -> after':>40} {'seq p50 ms':>14} {'seq p99 ms':>14} "
+            f"{'c8 req/s':>12} {'c32 req/s':>12}"]
+    for name, b in before.items():
+        a = after[name]
+        pair = lambda p, k, d=2: f"{fmt(b[p][k], d)}->{fmt(a[p][k], d)}"  # noqa: E731
+        rows.append(f"{name:<20} {cpu(b) + ' -> ' + cpu(a):>40} {pair('seq', 'p50'):>14} {pair('seq', 'p99'):>14} "
+                    f"{pair('c8', 'rps', 0):>12} {pair('c32', 'rps', 0):>12}")
+    if cold_before and cold_after:
+        mb, ma = cold_before["median"], cold_after["median"]
+        rows.append(f"cold start (medians): isolate_start {mb['isolate_start_ms']:.1f} -> {ma['isolate_start_ms']:.1f} ms, "
+                    f"first_request {mb['first_request_ms']:.1f} -> {ma['first_request_ms']:.1f} ms, "
+                    f"rss_idle {mb['rss_idle_mb']:.1f} -> {ma['rss_idle_mb']:.1f} MB")
+    return ["BENCH workerd_compare " + r for r in rows]
+
+
 def start_common(args, tmp: Path):
     """What both modes serve: the bundle's snapshot, the KV seed, the Okta stand-in and, with
     `--stand-ins loopback`, the verifying messaging stand-in."""
@@ -789,7 +815,8 @@ def bench(args, tmp: Path) -> int:
     messaging_host = base["AWS_SMS_VOICE_ENDPOINT"].split("://", 1)[1]
     ks = kinds(okta, claims, fresh, messaging_host)
     results: dict = {}
-    raw: dict = {"stand_ins": args.stand_ins, "vars": sorted(base), "phases": results}
+    compared: dict = {}             # --compare: the same phases on the other bundle
+    raw: dict = {"stand_ins": args.stand_ins, "vars": sorted(base), "phases": results, "before": compared}
     procs: list[Workerd] = []
     try:
         main = Workerd(setup_for(ledger=not args.no_ledger), "main")
@@ -800,6 +827,14 @@ def bench(args, tmp: Path) -> int:
             guard = Workerd(setup_for(vars=dict(base, OTP_GUARD_MODE="enforce", OTP_ALLOWED_COUNTRIES="US")), "guard")
             procs.append(guard)
             guard.wait_accepting()
+        before = None
+        if args.compare:
+            # --compare: a second main process serving the other bundle, same vars, seed and
+            # stand-ins; every main-process phase runs on both, alternately (drift hits both).
+            before_snap = copy_bundle(Path(args.compare), tmp / "before-build")
+            before = Workerd(setup_for(main=before_snap, ledger=not args.no_ledger), "before")
+            procs.append(before)
+            before.wait_accepting()
         noledger = None
         if want("warm_token_no_ledger"):
             # The same config without the OTP_LEDGER binding and namespace: the Worker's fail-open
@@ -814,7 +849,10 @@ def bench(args, tmp: Path) -> int:
         # Warm up each process (JWKS fetch, key import, tier-up) outside the figures, with the
         # kind of request it will serve.
         warm = ks["warm_token"]
-        for w, k in ((main, warm), (guard, ks["refused_country"]), (noledger, ks["warm_token_no_ledger"])):
+        # The before process has kinds of its own (its own token, eventIds and replay answers).
+        ks_before = kinds(okta, claims, fresh, messaging_host) if before is not None else {}
+        for w, k in ((main, warm), (before, ks_before.get("warm_token")), (guard, ks["refused_country"]),
+                     (noledger, ks["warm_token_no_ledger"])):
             if w is None:
                 continue
             check = k.check if k.name == "refused_country" else lambda i, s, b: successful(s, b)
@@ -823,6 +861,10 @@ def bench(args, tmp: Path) -> int:
             r = drive(w.port, lambda i: k.make(3_000_000 + i), check, max(args.warmup, PHONES), 8)
             if r["wrong"]:
                 print(f"warm-up failed on {w.name}: {list(r['wrong'].values())[:3]}\n{w.tail()}", file=sys.stderr)
+                return 1
+            # A process meant to have the ledger must not be failing open (the answers look alike).
+            if w.setup.ledger and '"ledger":"unavailable"' in w.tail():
+                print(f"warm-up on {w.name}: the OTP ledger did not answer\n{w.tail()}", file=sys.stderr)
                 return 1
         order = ["standin_floor", "warm_token", "warm_token_no_ledger", "fresh_token", "voice", "replay",
                  "refused_country", "refused_bad_token"]
@@ -836,15 +878,23 @@ def bench(args, tmp: Path) -> int:
             w = {"guard": guard, "noledger": noledger}.get(k.target, main)
             port = w.setup.ports["standins"] if k.target == "standins" else w.port
             results[name] = {}
+            pair = before is not None and w is main
+            if pair:
+                compared[name] = {}
             first = 0
-            for label, n, c in (("seq", args.sequential, 1), ("c8", args.requests, 8), ("c32", args.requests, 32)):
-                r = measure(w, port, k, n, c, first)
+            for turn, (label, n, c) in enumerate((("seq", args.sequential, 1), ("c8", args.requests, 8),
+                                                  ("c32", args.requests, 32))):
+                runs = [(main, results), (before, compared)] if pair else [(w, results)]
+                for proc, into in (runs if turn % 2 == 0 else runs[::-1]):
+                    r = measure(proc, port if proc is w else proc.port, ks_before[name] if proc is before else k,
+                                n, c, first)
+                    into[name][label] = r
+                    tag = f"{name}{' (before)' if proc is before else ''}"
+                    print(f"{tag} {label}: p50={r['p50']:.2f}ms p99={r['p99']:.2f}ms {r['rps']:.0f} req/s "
+                          f"cpu={r['cpu_ms_per_request']:.3f}ms/req wrong={r['wrong_count']}", file=sys.stderr)
+                    for why in list(r["wrong"].values())[:2]:
+                        print(f"  wrong: {why}", file=sys.stderr)
                 first += n
-                results[name][label] = r
-                print(f"{name} {label}: p50={r['p50']:.2f}ms p99={r['p99']:.2f}ms {r['rps']:.0f} req/s "
-                      f"cpu={r['cpu_ms_per_request']:.3f}ms/req wrong={r['wrong_count']}", file=sys.stderr)
-                for why in list(r["wrong"].values())[:2]:
-                    print(f"  wrong: {why}", file=sys.stderr)
         for w in procs:
             raw.setdefault("memory_kb", {})[w.name] = w.memory_kb()
             raw.setdefault("logs", {})[w.name] = w.tail(3000)
@@ -862,6 +912,9 @@ def bench(args, tmp: Path) -> int:
                 return r["lat"][0]
             cold = cold_start(args.cold_rounds, setup_for, first_request)
             raw["cold_start"] = cold
+            if args.compare:
+                raw["cold_start_before"] = cold_start(args.cold_rounds, lambda **kw: setup_for(
+                    **({"main": before_snap} | kw)), first_request)
 
         upstream: dict = {"skipped": {}}
         if args.skip_upstreams:
@@ -885,7 +938,10 @@ def bench(args, tmp: Path) -> int:
                    f"ledger {args.do_storage}, {PHONES} numbers; guard {args.guard_mode or 'default'}; "
                    f"{workerd_version()}; {os.cpu_count()} CPUs shared with the load generator)")
         print("\n".join(table(results, cold, upstream, setting)), flush=True)
-        wrong = sum(p["wrong_count"] for ph in results.values() for p in ph.values())
+        if args.compare:
+            print("\n".join(compare_table(compared, results, raw.get("cold_start_before"), cold, args.compare,
+                                          snap_label(args, snap))), flush=True)
+        wrong = sum(p["wrong_count"] for d in (results, compared) for ph in d.values() for p in ph.values())
         wrong += sum(upstream.get(k, {}).get("wrong", 0) for k in ("ack", "consume", "sync"))
         return 1 if wrong or upstream["skipped"] and not args.skip_upstreams else 0
     finally:
@@ -1121,10 +1177,14 @@ def build_snapshot(args, tmp: Path) -> Path:
     if not getattr(args, "build_dir", None):
         wait_for_build()
         return snapshot_build(tmp)
-    src = Path(args.build_dir)
+    return copy_bundle(Path(args.build_dir), tmp / "build")
+
+
+def copy_bundle(src: Path, snap: Path) -> Path:
+    """A private copy of a build directory (index.js + index_bg.wasm), so a build meanwhile
+    changes nothing under a running process."""
     if not (src / "index.js").exists() or not (src / "index_bg.wasm").exists():
-        raise SystemExit(f"--build-dir {src}: needs index.js and index_bg.wasm")
-    snap = tmp / "build"
+        raise SystemExit(f"{src}: needs index.js and index_bg.wasm")
     snap.mkdir()
     for f in src.iterdir():
         if f.is_file():
@@ -1198,7 +1258,7 @@ def main() -> int:
     ap.add_argument("--kv-seed", help="a kv-seed bulk file (default: build/kv-seed.json or `cargo run --bin kv-seed`); "
                                       "'builtin': TEMPLATES empty (the Worker's built-in English templates)")
     ap.add_argument("--do-storage", default="disk", choices=("disk", "memory"),
-                    help="OtpLedger storage: SQLite files on a temporary localDisk, or inMemory")
+                    help="OtpLedger storage: SQLite files in a temporary directory on disk, or on tmpfs (/dev/shm)")
     ap.add_argument("--phones", type=int, default=PHONES,
                     help="destination numbers cycled (one ledger object each, all created by the warm-up); "
                          "1 = every request on one object")
@@ -1213,6 +1273,9 @@ def main() -> int:
     ap.add_argument("--skip-upstreams", action="store_true", help="no event hook, consumer or sync phases")
     ap.add_argument("--build-dir", help="serve this index.js + index_bg.wasm instead of build/ (e.g. a build with "
                                         "the wasm names section kept: KEEP_WASM_NAMES=1 bash scripts/build)")
+    ap.add_argument("--compare", metavar="BEFORE_DIR",
+                    help="also serve this build (index.js + index_bg.wasm) in a second main process and run every "
+                         "main-process phase on both, alternately: a before/after table from one run")
     ap.add_argument("--no-ledger", action="store_true",
                     help="no OTP_LEDGER binding nor namespace in the main process (the Worker's fail-open path)")
     ap.add_argument("--profile", metavar="KIND", help="instead of the bench: V8's CPU profile of KIND (warm_token, "
@@ -1240,7 +1303,13 @@ def main() -> int:
         return 1
     # SIGTERM (e.g. from `timeout`) must still stop workerd: turn it into KeyboardInterrupt.
     signal.signal(signal.SIGTERM, _interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix="oeh-workerd-"))
+    # The OtpLedger's SQLite files live in the temporary directory: on disk, or in RAM (tmpfs).
+    # (workerd's `inMemory` storage has no SQL API: the ledger would fail and the Worker fail open.)
+    shm = Path("/dev/shm")
+    if args.do_storage == "memory" and not shm.is_dir():
+        print("--do-storage memory needs /dev/shm (tmpfs)", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="oeh-workerd-", dir=shm if args.do_storage == "memory" else None))
     try:
         if args.profile:
             return run_profile(args, tmp)

@@ -24,8 +24,10 @@ export default {
       else stats.other_messaging++;
       const body = await request.text();
       if (op) last[op] = body.slice(0, 2000);
-      return new Response(`{"MessageId":"standin-${String(++n).padStart(12, "0")}"}`,
-        { headers: { "Content-Type": "application/x-amz-json-1.0" } });
+      // Content-Length as AWS sends it (the Worker reads a declared, bounded body whole).
+      const answer = `{"MessageId":"standin-${String(++n).padStart(12, "0")}"}`;
+      return new Response(answer, { headers: { "Content-Type": "application/x-amz-json-1.0",
+                                               "Content-Length": String(answer.length) } });
     }
     if (env.NET) {
       stats.forwarded++;
