@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import percentile  # noqa: E402
+from bundle_size import gzip9  # noqa: E402
 from e2e_latency import snapshot_build  # noqa: E402
 from helpers import iso  # noqa: E402
 from mocks._server import free_port, stop_group  # noqa: E402
@@ -99,7 +100,6 @@ class Setup:
     outbound: str = "inprocess"     # inprocess | loopback | none
     consumer: bool = True           # the queue broker delivers to the Worker's queue() handler
     trivial_only: bool = False      # the process-start baseline: one trivial Worker, nothing else
-    do_storage: str = "disk"        # where main() put the temporary directory: disk | memory (tmpfs)
     ledger: bool = True             # False: no OTP_LEDGER binding nor namespace (the Worker's fail-open path)
     inspector: int | None = None    # `--inspector-addr=127.0.0.1:<port>` (the Chrome DevTools Protocol)
     ports: dict = field(default_factory=lambda: {"http": free_port(), "control": free_port(),
@@ -753,18 +753,17 @@ def table(results: dict, cold: dict | None, upstream: dict, setting: str) -> lis
     return ["BENCH " + line for line in lines]
 
 
-def compare_table(before: dict, after: dict, cold_before: dict | None, cold_after: dict | None, before_dir: str,
-                  after_label: str) -> list[str]:
+def compare_table(before: dict, after: dict, cold_before: dict | None, cold_after: dict | None, before_dir: Path,
+                  after_dir: Path) -> list[str]:
     """--compare: the same phases on both bundles, measured alternately in one run."""
     def cpu(ph: dict) -> str:
         return "/".join(fmt(ph[p]["cpu_ms_per_request"]) for p in ("seq", "c8", "c32") if p in ph)
 
     def size(d: Path) -> str:
-        import gzip
         wasm = (d / "index_bg.wasm").read_bytes()
-        return f"{len(wasm):,} B raw / {len(gzip.compress(wasm, 9)):,} B gzip (Python's zlib, level 9)"
+        return f"{len(wasm):,} B raw / {gzip9(wasm):,} B gzip -9"
 
-    rows = [f"compare: before = {before_dir} ({size(Path(before_dir))}); after = {after_label}",
+    rows = [f"compare: before ({size(before_dir)}) -> after ({size(after_dir)})",
             f"{'kind':<20} {'cpu ms/req seq/c8/c32 before -> after':>40} {'seq p50 ms':>14} {'seq p99 ms':>14} "
             f"{'c8 req/s':>12} {'c32 req/s':>12}"]
     for name, b in before.items():
@@ -801,8 +800,7 @@ def bench(args, tmp: Path) -> int:
     def setup_for(vars: dict = base, main: Path | None = snap, **kw) -> Setup:
         d = tmp / f"p{next(counter)}"
         d.mkdir()
-        return Setup(vars=vars, dir=d, main=main, seed=seed, jwks=json.dumps(okta.jwks()), outbound=args.stand_ins,
-                     do_storage=args.do_storage, **kw)
+        return Setup(vars=vars, dir=d, main=main, seed=seed, jwks=json.dumps(okta.jwks()), outbound=args.stand_ins, **kw)
 
     claims = {"iss": base["OKTA_ISSUER"], "cid": base["OKTA_ALLOWED_CLIENT_IDS"], "sub": base["OKTA_ALLOWED_CLIENT_IDS"],
               "aud": base["OKTA_AUDIENCE"], "scp": [base["OKTA_REQUIRED_SCOPE"]], "exp": int(time.time()) + 6 * 3600}
@@ -878,18 +876,16 @@ def bench(args, tmp: Path) -> int:
             w = {"guard": guard, "noledger": noledger}.get(k.target, main)
             port = w.setup.ports["standins"] if k.target == "standins" else w.port
             results[name] = {}
-            pair = before is not None and w is main
-            if pair:
+            runs = [(w, port, k, results[name], name)]
+            if before is not None and w is main:
                 compared[name] = {}
+                runs.append((before, before.port, ks_before[name], compared[name], f"{name} (before)"))
             first = 0
             for turn, (label, n, c) in enumerate((("seq", args.sequential, 1), ("c8", args.requests, 8),
                                                   ("c32", args.requests, 32))):
-                runs = [(main, results), (before, compared)] if pair else [(w, results)]
-                for proc, into in (runs if turn % 2 == 0 else runs[::-1]):
-                    r = measure(proc, port if proc is w else proc.port, ks_before[name] if proc is before else k,
-                                n, c, first)
-                    into[name][label] = r
-                    tag = f"{name}{' (before)' if proc is before else ''}"
+                for proc, at, kind, into, tag in (runs if turn % 2 == 0 else runs[::-1]):
+                    r = measure(proc, at, kind, n, c, first)
+                    into[label] = r
                     print(f"{tag} {label}: p50={r['p50']:.2f}ms p99={r['p99']:.2f}ms {r['rps']:.0f} req/s "
                           f"cpu={r['cpu_ms_per_request']:.3f}ms/req wrong={r['wrong_count']}", file=sys.stderr)
                     for why in list(r["wrong"].values())[:2]:
@@ -939,8 +935,8 @@ def bench(args, tmp: Path) -> int:
                    f"{workerd_version()}; {os.cpu_count()} CPUs shared with the load generator)")
         print("\n".join(table(results, cold, upstream, setting)), flush=True)
         if args.compare:
-            print("\n".join(compare_table(compared, results, raw.get("cold_start_before"), cold, args.compare,
-                                          snap_label(args, snap))), flush=True)
+            print("\n".join(compare_table(compared, results, raw.get("cold_start_before"), cold, before_snap, snap)),
+                  flush=True)
         wrong = sum(p["wrong_count"] for d in (results, compared) for ph in d.values() for p in ph.values())
         wrong += sum(upstream.get(k, {}).get("wrong", 0) for k in ("ack", "consume", "sync"))
         return 1 if wrong or upstream["skipped"] and not args.skip_upstreams else 0
@@ -1104,7 +1100,7 @@ def run_profile(args, tmp: Path) -> int:
     d.mkdir()
     insp = free_port()
     w = Workerd(Setup(vars=base, dir=d, main=snap, seed=seed, jwks=json.dumps(okta.jwks()), outbound="inprocess",
-                      do_storage=args.do_storage, ledger=ledger, inspector=insp), "profile")
+                      ledger=ledger, inspector=insp), "profile")
     sessions: dict[str, Cdp] = {}
     try:
         w.wait_accepting()
@@ -1214,7 +1210,7 @@ def serve(args, tmp: Path) -> int:
     d = tmp / "serve"
     d.mkdir()
     s = Setup(vars=v, dir=d, main=snap, seed=seed, jwks=json.dumps(okta.jwks()), outbound=args.stand_ins,
-              do_storage=args.do_storage, ports={"http": args.port, "control": free_port(), "standins": free_port()},
+              ports={"http": args.port, "control": free_port(), "standins": free_port()},
               ledger=not args.no_ledger, inspector=args.inspector_port)
     w = Workerd(s, "serve")
     try:
